@@ -1,0 +1,63 @@
+"""mlagen: compile a short Python description of an MLA decode variant into a
+Hopper kernel.
+
+Importing the package is cheap: names are loaded on first access, and torch
+is imported only by the parts that need it (the reference, the test helpers).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "MLASpec": "mlagen.spec",
+    "SpecError": "mlagen.spec",
+    "SpecFile": "mlagen.spec",
+    "SpecFileError": "mlagen.spec",
+    "load_spec": "mlagen.spec",
+    "load_spec_file": "mlagen.spec",
+    "list_spec_files": "mlagen.spec",
+    "MLAModel": "mlagen.models",
+    "MODELS": "mlagen.models",
+    "yarn_mscale": "mlagen.models",
+    "GPU": "mlagen.costs",
+    "H100": "mlagen.costs",
+    "H200": "mlagen.costs",
+    "decode_cost": "mlagen.costs",
+    "mla_decode_reference": "mlagen.reference",
+    "mla_decode_reference_range": "mlagen.reference",
+    "merge_partials": "mlagen.reference",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from mlagen.costs import GPU, H100, H200, decode_cost
+    from mlagen.models import MODELS, MLAModel, yarn_mscale
+    from mlagen.reference import merge_partials, mla_decode_reference, mla_decode_reference_range
+    from mlagen.spec import (
+        MLASpec,
+        SpecError,
+        SpecFile,
+        SpecFileError,
+        list_spec_files,
+        load_spec,
+        load_spec_file,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlagen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

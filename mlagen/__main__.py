@@ -1,0 +1,5 @@
+"""``python -m mlagen``: the same as the ``mlagen`` command."""
+
+from mlagen.cli import main
+
+raise SystemExit(main())

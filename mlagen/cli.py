@@ -1,0 +1,247 @@
+"""The ``mlagen`` command line.
+
+Subcommands are listed in :func:`commands`; each is a :class:`Command` made of
+a function that adds its arguments and a function that runs it. User errors
+(an invalid spec, a missing or broken spec file, bad arguments) print one line
+``mlagen: error: ...`` to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from mlagen.spec import MLASpec, SpecError, SpecFile, list_spec_files, load_spec_file
+
+PROG = "mlagen"
+
+
+class CLIError(Exception):
+    """A user error; main() prints it as one line and exits with status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        # argparse would print the usage block too; keep errors to one line.
+        raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``configure`` adds its arguments, ``run`` returns the exit status."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def commands() -> list[Command]:
+    """Every subcommand, in the order ``mlagen --help`` lists them."""
+    return [
+        Command("specs", "list the spec files in a directory", _specs_args, _specs_run),
+        Command("show", "show a spec, its cache footprint and its roofline", _show_args, _show_run),
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mlagen import __version__
+
+    parser = _Parser(prog=PROG, description="Compile MLA decode variants into Hopper kernels.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for cmd in commands():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.configure(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        run = getattr(args, "_run", None)
+        if run is None:
+            names = ", ".join(c.name for c in commands())
+            raise CLIError(f"no command given (choose from {names}; see '{PROG} --help')")
+        return run(args)
+    except (SpecError, CLIError) as e:
+        print(f"{PROG}: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _console():
+    from rich.console import Console
+
+    # Piped output gets a wide page so tables are not squeezed to 80 columns.
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+    return Console(width=width, markup=False, highlight=False, emoji=False)
+
+
+def _table(title: str | None = None, *columns: str, right: Sequence[int] = (), fold: Sequence[int] = ()):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for i, col in enumerate(columns):
+        # Folded columns (keys) wrap at any character instead of being cut.
+        table.add_column(col, justify="right" if i in right else "left", overflow="fold" if i in fold else "ellipsis")
+    return table
+
+
+# ----------------------------------------------------------------- specs
+def _specs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("directory", nargs="?", default="specs", help="directory of spec files (default: specs)")
+
+
+def _specs_run(args: argparse.Namespace) -> int:
+    files = list_spec_files(args.directory)
+    console = _console()
+    if not files:
+        console.print(f"no spec files in {args.directory}")
+        return 0
+    table = _table(
+        None, "file", "model", "heads", "latent+rope", "dtype/cache", "page", "max_q", "key", right=(2, 5, 6), fold=(0, 7)
+    )
+    errors = []
+    for path in files:
+        try:
+            sf = load_spec_file(path)
+        except SpecError as e:
+            errors.append(str(e))
+            table.add_row(path.name, "(failed to load)", *[""] * 6)
+            continue
+        s = sf.spec
+        heads = str(s.q_heads) if s.kv_heads == 1 else f"{s.q_heads}/kv{s.kv_heads}"
+        rope = f"{s.latent}+{s.rope}" + ("" if s.rope_at == "tail" or not s.rope else " (head)")
+        max_q = f"{s.max_q}{' causal' if s.causal else ''}"
+        table.add_row(path.name, sf.model.name if sf.model else sf.title, heads, rope, f"{s.dtype}/{s.cache_dtype}", str(s.page), max_q, s.key)
+    console.print(table)
+    for err in errors:
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+# ------------------------------------------------------------------ show
+def _show_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", type=Path, help="spec file (e.g. specs/deepseek_v3.py)")
+    p.add_argument("--batch", type=_positive_int, default=64, help="requests per decode step (default: 64)")
+    p.add_argument("--seqlen", type=_positive_int, default=4096, help="mean cached tokens per request (default: 4096)")
+    p.add_argument("--s-q", type=_positive_int, default=None, help="query tokens per request (default: the spec's max_q)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _show_run(args: argparse.Namespace) -> int:
+    sf = load_spec_file(args.spec)
+    s = sf.spec
+    s_q = s.max_q if args.s_q is None else args.s_q
+    console = _console()
+    console.print(f"{sf.title}  ({sf.path})")
+    console.print(s.describe())
+    console.print()
+    console.print(_spec_table(s))
+    if sf.model is not None:
+        console.print()
+        console.print(_cache_table(sf, s))
+    console.print()
+    console.print(_cost_table(s, args.batch, args.seqlen, s_q))
+    return 0
+
+
+def _spec_table(s: MLASpec):
+    table = _table("Spec", "field", "value", "")
+    for name, value in s.to_dict().items():
+        note = ""
+        if name == "scale":
+            value = s.scale
+            if s.is_default_scale:
+                note = f"default: 1/sqrt(d_qk) = 1/sqrt({s.d_qk})"
+            else:
+                note = f"given (the default would be 1/sqrt({s.d_qk}) = {s.default_scale:.6g})"
+        table.add_row(name, repr(value) if isinstance(value, (str, float)) else str(value), note)
+    table.add_row("d_qk / d_v", f"{s.d_qk} / {s.d_v}", "latent + rope / latent")
+    table.add_row("heads_per_kv", str(s.heads_per_kv), "")
+    table.add_row("cache bytes/token", str(s.cache_bytes_per_token), "per layer, all KV heads")
+    table.add_row("key", s.key, "cache key of every later stage")
+    table.add_row("hash", s.short_hash, "")
+    table.add_row("name", s.name, "")
+    return table
+
+
+def _cache_table(sf: SpecFile, s: MLASpec):
+    model = sf.model
+    assert model is not None
+    rows = model.cache_comparison(gqa_groups=min(8, model.q_heads))
+    mla = rows[0][2]
+    title = f"KV cache per token per layer: {model.name}, whole model, bf16 ({model.layers} layers)"
+    table = _table(title, "layout", "formula", "bytes", f"× {model.layers} layers", "vs MLA", right=(2, 3, 4))
+    for label, formula, nbytes in rows:
+        table.add_row(label, formula, str(nbytes), _si(nbytes * model.layers, "B"), f"{nbytes / mla:.1f}×")
+    if s.cache_bytes_per_token != mla:
+        own = s.cache_bytes_per_token
+        table.add_row(
+            f"this spec ({s.cache_dtype}, kv_heads {s.kv_heads})",
+            "",
+            str(own),
+            _si(own * model.layers, "B"),
+            f"{own / mla:.2f}×",
+        )
+    return table
+
+
+def _cost_table(s: MLASpec, batch: int, seqlen: int, s_q: int):
+    from mlagen.costs import GPUS, decode_cost
+
+    cost = decode_cost(s, batch, seqlen, s_q)
+    title = (
+        f"One decode step: batch {batch}, seqlen {seqlen}, s_q {s_q}: {_si(cost.flops, 'FLOP')}, "
+        f"{_si(cost.bytes, 'B')}, {cost.intensity:.1f} FLOP/B"
+    )
+    table = _table(title, "GPU", "bandwidth", "bf16 peak", "ridge", "memory", "compute", "floor", "regime", right=range(1, 7))
+    for gpu in GPUS:
+        r = cost.on(gpu)
+        table.add_row(
+            gpu.name,
+            _si(gpu.bandwidth, "B/s", 2),
+            _si(gpu.flops, "FLOP/s", 0),
+            f"{gpu.ridge:.0f} FLOP/B",
+            _time(r.memory_s),
+            _time(r.compute_s),
+            _time(r.time_s),
+            r.regime,
+        )
+    return table
+
+
+def _si(value: float, unit: str, digits: int = 1) -> str:
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.{digits}f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

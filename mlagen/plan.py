@@ -1,0 +1,247 @@
+"""The planner: spec + device facts -> a checked :class:`KernelPlan`.
+
+A plan fixes every compile-time knob of the generated decode kernel:
+
+* ``block_m``: packed query rows per CTA. Rows are ``(query token, head)``
+  pairs of one KV head, ``s_q * q_heads / kv_heads`` of them per request,
+  packed head-fastest into 64-row warpgroup-MMA tiles (wgmma's M is 64).
+* ``block_n``: KV tokens per tile; one tile is one TMA pipeline stage.
+* ``stages``: depth of the TMA -> shared memory pipeline of KV tiles.
+* ``consumer_wgs``: MMA warpgroups. With two, each computes Q.K^T for half of
+  the tile's tokens and owns half of the value/output columns (256 of 512 for
+  DeepSeek); P is exchanged through shared memory.
+* ``producer_regs`` / ``consumer_regs``: per-thread register budgets set with
+  ``setmaxnreg`` for the TMA producer warpgroup and the MMA warpgroups.
+* ``loader``: how KV tiles arrive (``"tma"``: bulk tensor copies of
+  ``min(page, block_n)`` rows, one per 64-column chunk).
+* ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
+  persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
+  share of all (request, KV tile) pairs of the batch, computed on the GPU;
+  requests cut across parts are merged by a log-sum-exp combine kernel.
+
+``check_plan`` rejects a plan that does not fit the device (shared memory,
+registers) with an error naming the limit; ``search_space`` lists every
+plan that passes, for ``mlagen tune``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from mlagen.device import H100_SXM, DeviceFacts
+from mlagen.spec import FP8_CACHE, MLASpec
+
+__all__ = [
+    "KernelPlan",
+    "PlanError",
+    "UnsupportedSpecError",
+    "check_plan",
+    "plan_for",
+    "search_space",
+    "smem_bytes",
+    "supports",
+]
+
+WGMMA_M = 64
+# Registers a consumer thread needs besides its accumulators: addresses,
+# softmax state, loop counters (measured around 60 with ptxas; kept safe).
+_CONSUMER_REG_OVERHEAD = 64
+_SMEM_ALIGN = 1024
+# Register pairs (producer, consumer) that setmaxnreg accepts and that fill
+# the 64K register file for one CTA of 1 + consumer_wgs warpgroups.
+_REG_SPLITS = {1: ((40, 232), (24, 240)), 2: ((40, 232), (24, 240))}
+
+
+class PlanError(ValueError):
+    """A plan that cannot be built for this spec on this device."""
+
+
+class UnsupportedSpecError(PlanError):
+    """A valid spec whose features the generator does not produce yet."""
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """Compile-time configuration of one generated decode kernel (see module doc)."""
+
+    block_m: int = WGMMA_M
+    block_n: int = 64
+    stages: int = 2
+    consumer_wgs: int = 2
+    producer_regs: int = 40
+    consumer_regs: int = 232
+    loader: str = "tma"
+    split_kv: bool = True
+    parts_per_sm: int = 1
+
+    @property
+    def threads(self) -> int:
+        return 128 * (1 + self.consumer_wgs)
+
+    @property
+    def tag(self) -> str:
+        """Short readable plan name used in file names, e.g. ``n64s2w2``."""
+        split = "" if self.split_kv else "-nosplit"
+        return f"n{self.block_n}s{self.stages}w{self.consumer_wgs}{split}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "KernelPlan":
+        return cls(**data)
+
+    @property
+    def key(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def short_hash(self) -> str:
+        return hashlib.sha256(self.key.encode()).hexdigest()[:8]
+
+
+def padded_dqk(spec: MLASpec) -> int:
+    """Width of a key row in shared memory: d_qk rounded up to the 64-column TMA/swizzle chunk."""
+    return -(-spec.d_qk // 64) * 64
+
+
+def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
+    """Shared memory of one decode CTA, including alignment padding."""
+    elem = 2
+    d_pad = padded_dqk(spec)
+    small = plan.stages * 2 * 8 + 2 * plan.consumer_wgs * plan.block_m * 4
+    total = -(-small // _SMEM_ALIGN) * _SMEM_ALIGN
+    for size in (
+        plan.block_m * d_pad * elem,                 # Q tile
+        plan.stages * plan.block_n * d_pad * elem,   # KV tiles
+        plan.block_m * plan.block_n * elem,          # P tile
+    ):
+        total += -(-size // _SMEM_ALIGN) * _SMEM_ALIGN
+    return total
+
+
+def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:
+    """Estimated registers per MMA thread: O and S accumulators plus overhead."""
+    dv_wg = spec.d_v // plan.consumer_wgs
+    acc_o = plan.block_m * dv_wg // 128
+    acc_s = plan.block_m * (plan.block_n // plan.consumer_wgs) // 128
+    return acc_o + acc_s + _CONSUMER_REG_OVERHEAD
+
+
+def supports(spec: MLASpec) -> str | None:
+    """``None`` if the generator produces this spec, else why not (one line)."""
+    if spec.cache_dtype == FP8_CACHE:
+        return "cache_dtype 'fp8_e4m3' is not generated yet (FP8 latent cache is planned)"
+    if spec.rope_at == "head" and spec.rope % 64 != 0:
+        return "rope_at='head' is generated only when rope is a multiple of 64"
+    if spec.latent % 128 != 0 and spec.latent > 256:
+        return f"latent {spec.latent} needs one warpgroup per output half; only multiples of 128 (or <= 256) are generated"
+    if spec.latent > 512:
+        return f"latent {spec.latent} > 512 needs the output split across CTAs, which is not generated yet"
+    return None
+
+
+def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) -> KernelPlan:
+    """Raise :class:`PlanError` naming the violated limit; return the plan if it fits."""
+    why = supports(spec)
+    if why:
+        raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
+    p = plan
+    if p.block_m != WGMMA_M:
+        raise PlanError(f"block_m = {p.block_m}: must be {WGMMA_M} (one wgmma M tile per CTA)")
+    if p.consumer_wgs not in (1, 2):
+        raise PlanError(f"consumer_wgs = {p.consumer_wgs}: must be 1 or 2")
+    if p.block_n not in (32, 64, 128) or p.block_n % (8 * p.consumer_wgs):
+        raise PlanError(f"block_n = {p.block_n}: must be 32, 64 or 128")
+    if not 1 <= p.stages <= 6:
+        raise PlanError(f"stages = {p.stages}: must be in 1..6")
+    if p.loader != "tma":
+        raise PlanError(f"loader = {p.loader!r}: only 'tma' is generated")
+    if p.parts_per_sm < 1:
+        raise PlanError(f"parts_per_sm = {p.parts_per_sm}: must be >= 1")
+    dv_wg = spec.d_v // p.consumer_wgs
+    if spec.d_v % p.consumer_wgs or dv_wg > 256:
+        raise PlanError(
+            f"consumer_wgs = {p.consumer_wgs}: each warpgroup would own {spec.d_v / p.consumer_wgs:g} "
+            "output columns; wgmma allows at most 256"
+        )
+    if p.consumer_wgs == 2 and dv_wg % 64:
+        raise PlanError(
+            f"consumer_wgs = 2 splits latent {spec.d_v} into {dv_wg}-column halves; "
+            "each half must be a multiple of 64 (the swizzle atom)"
+        )
+    if (p.producer_regs, p.consumer_regs) not in _REG_SPLITS[p.consumer_wgs]:
+        raise PlanError(
+            f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): must be one of "
+            f"{list(_REG_SPLITS[p.consumer_wgs])}"
+        )
+    regs = 128 * (p.producer_regs + p.consumer_wgs * p.consumer_regs)
+    if regs > device.regs_per_sm:
+        raise PlanError(
+            f"register file: {regs} registers per CTA exceed {device.regs_per_sm} on {device.name}"
+        )
+    need = consumer_registers(spec, p)
+    if need > p.consumer_regs:
+        raise PlanError(
+            f"registers: each MMA thread needs about {need} (O {p.block_m}x{dv_wg} + S + overhead) "
+            f"but consumer_regs = {p.consumer_regs}"
+        )
+    smem = smem_bytes(spec, p)
+    if smem > device.smem_per_block:
+        raise PlanError(
+            f"shared memory: {smem} bytes (Q {p.block_m}x{padded_dqk(spec)}, {p.stages} KV stages of "
+            f"{p.block_n}x{padded_dqk(spec)}, P) exceed the {device.smem_per_block}-byte limit per CTA "
+            f"on {device.name}"
+        )
+    return plan
+
+
+def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> KernelPlan:
+    """The heuristic plan for ``spec``: the deepest KV pipeline that fits, 64-token tiles.
+
+    Keyword overrides pin knobs (``stages=2``); the result is always checked.
+    """
+    why = supports(spec)
+    if why:
+        raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
+    wgs = overrides.pop("consumer_wgs", 2 if spec.d_v % 128 == 0 else 1)
+    base = KernelPlan(consumer_wgs=wgs, **{k: v for k, v in overrides.items() if k != "stages"})
+    if "stages" in overrides:
+        return check_plan(spec, dataclasses.replace(base, stages=overrides["stages"]), device)
+    best = None
+    for stages in range(1, 5):
+        candidate = dataclasses.replace(base, stages=stages)
+        try:
+            best = check_plan(spec, candidate, device)
+        except PlanError:
+            break
+    if best is None:
+        # Report why even one stage does not fit.
+        check_plan(spec, dataclasses.replace(base, stages=1), device)
+    return best
+
+
+def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPlan]:
+    """Every plan the planner accepts for ``spec`` on ``device`` (the autotuner's candidates)."""
+    plans = []
+    for wgs in (1, 2):
+        for block_n in (32, 64, 128):
+            for stages in range(1, 7):
+                for regs in _REG_SPLITS[wgs]:
+                    plan = KernelPlan(
+                        block_n=block_n,
+                        stages=stages,
+                        consumer_wgs=wgs,
+                        producer_regs=regs[0],
+                        consumer_regs=regs[1],
+                    )
+                    try:
+                        plans.append(check_plan(spec, plan, device))
+                    except UnsupportedSpecError:
+                        raise
+                    except PlanError:
+                        pass
+    return plans

@@ -1,0 +1,45 @@
+"""The kernel variants the GPU differential suite covers.
+
+Each compile-time knob the generator branches on appears in at least one
+variant: dtypes, head counts (odd ones too), latent KV heads 1 and 2, every
+page-size regime (1 row per TMA box up to pages larger than a tile), query
+tokens per request with and without causal masking, the latent/rope widths of
+every spec file, one and two MMA warpgroups, RoPE placement and LSE on/off.
+Hypothesis then draws problems (batch, lengths, s_q, seeds) for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlagen.spec import MLASpec, list_spec_files, load_spec_file
+
+__all__ = ["kernel_variants", "spec_file_variants"]
+
+
+def kernel_variants() -> dict[str, MLASpec]:
+    """Named specs spanning the generated variant space (see module doc)."""
+    v = {
+        "h128_p64_bf16": MLASpec(q_heads=128),
+        "h128_p64_q2_causal": MLASpec(q_heads=128, max_q=2, causal=True),
+        "h16_p64_bf16": MLASpec(q_heads=16),
+        "h16_p1": MLASpec(q_heads=16, page=1),
+        "h64_p16_q4_causal_fp16": MLASpec(q_heads=64, page=16, max_q=4, causal=True, dtype="fp16"),
+        "h3_p32_q8_causal": MLASpec(q_heads=3, page=32, max_q=8, causal=True),
+        "h128_p128_fp16": MLASpec(q_heads=128, page=128, dtype="fp16"),
+        "h126_kv2_p64_q2": MLASpec(q_heads=126, kv_heads=2, max_q=2),
+        "h40_l256r32_p64": MLASpec(q_heads=40, latent=256, rope=32),
+        "h9_l256r32_p16_q3_causal_fp16": MLASpec(q_heads=9, latent=256, rope=32, page=16, max_q=3, causal=True, dtype="fp16"),
+        "h1_p64_q8_causal_nolse": MLASpec(q_heads=1, max_q=8, causal=True, lse=False),
+        "h63_ropehead_p32": MLASpec(q_heads=63, rope_at="head", page=32),
+        "h128_l128r0_p64_q2_causal": MLASpec(q_heads=128, latent=128, rope=0, max_q=2, causal=True),
+        "h16_l64r16_p256_fp16": MLASpec(q_heads=16, latent=64, rope=16, page=256, dtype="fp16"),
+        "h32_l192r64_p8": MLASpec(q_heads=32, latent=192, rope=64, page=8),
+        "h64_kv2_p4_q2_causal_fp16": MLASpec(q_heads=64, kv_heads=2, page=4, max_q=2, causal=True, dtype="fp16"),
+    }
+    return v
+
+
+def spec_file_variants(directory: str | Path = "specs") -> dict[str, MLASpec]:
+    """The specs of the spec files (by file stem)."""
+    return {path.stem: load_spec_file(path).spec for path in list_spec_files(directory)}

@@ -1,0 +1,20 @@
+"""Shared test set-up: Hypothesis profiles.
+
+`ci` (the default) keeps the CPU suite fast and its failures reproducible;
+choose another profile with HYPOTHESIS_PROFILE=name.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    print_blob=True,
+    max_examples=50,
+    # Building a problem (cache tensors, block tables) is slow for Hypothesis'
+    # taste but is the point of these tests.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -1,0 +1,72 @@
+"""Compile kernels into an mlagen cache folder ahead of a GPU run.
+
+The GPU host has no registry and little time: kernels are compiled here (no
+GPU needed) into a cache folder that travels with the run, so the GPU suite
+only loads them.
+
+    python tools/prebuild.py --cache .gpu-cache [--jobs 2] [--variants] [--specs specs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def _build_one(item):
+    name, spec_dict, cache = item
+    from mlagen.jit import build
+    from mlagen.plan import UnsupportedSpecError
+    from mlagen.spec import MLASpec
+
+    spec = MLASpec.from_dict(spec_dict)
+    try:
+        result = build(spec, cache_dir=cache)
+    except UnsupportedSpecError as e:
+        return name, None, str(e)
+    return name, (result.cold, result.seconds, result.identity.name), None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", required=True, help="cache folder to fill (becomes MLAGEN_CACHE_DIR on the GPU host)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--variants", action="store_true", help="the GPU suite's kernel variants")
+    parser.add_argument("--specs", default=None, help="a folder of spec files to build too")
+    parser.add_argument("--bench", action="store_true", help="the specs of the default bench grid")
+    args = parser.parse_args(argv)
+    from mlagen.variants import kernel_variants, spec_file_variants
+
+    todo = {}
+    if args.variants:
+        todo.update(kernel_variants())
+    if args.specs:
+        todo.update(spec_file_variants(args.specs))
+    if args.bench:
+        from mlagen.bench import DEFAULT_GRID, grid_spec
+
+        for h_q, s_q, _ in DEFAULT_GRID:
+            todo[f"bench_h{h_q}"] = grid_spec(h_q, s_q)
+    items = [(name, spec.to_dict(), os.path.abspath(args.cache)) for name, spec in todo.items()]
+    start = time.time()
+    failed = 0
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for fut in as_completed([pool.submit(_build_one, it) for it in items]):
+            name, res, skipped = fut.result()
+            if skipped:
+                print(f"skip  {name}: {skipped}", flush=True)
+            else:
+                cold, secs, entry = res
+                print(f"{'built' if cold else 'cached'} {name} ({secs:.1f}s) -> {entry}", flush=True)
+    print(f"{len(items)} kernels in {time.time() - start:.0f}s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
