@@ -31,12 +31,25 @@ _EXPORTS = {
     "mla_decode_reference": "mlagen.reference",
     "mla_decode_reference_range": "mlagen.reference",
     "merge_partials": "mlagen.reference",
+    "compile": "mlagen.jit",
+    "build": "mlagen.jit",
+    "KernelPlan": "mlagen.plan",
+    "plan_for": "mlagen.plan",
+    "PlanError": "mlagen.plan",
+    "MLADecodeKernel": "mlagen.runtime",
+    "MLAInputError": "mlagen.runtime",
+    "MultiHeadLatentAttention": "mlagen.nn",
+    "PagedLatentCache": "mlagen.nn",
+    "export_c_library": "mlagen.export",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from mlagen.costs import GPU, H100, H200, decode_cost
+    from mlagen.jit import build, compile
+    from mlagen.plan import KernelPlan, PlanError, plan_for
+    from mlagen.runtime import MLADecodeKernel, MLAInputError
     from mlagen.models import MODELS, MLAModel, yarn_mscale
     from mlagen.reference import merge_partials, mla_decode_reference, mla_decode_reference_range
     from mlagen.spec import (

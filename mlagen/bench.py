@@ -1,21 +1,24 @@
 """``mlagen bench``: time generated kernels against the hardware roofline measured in the same run.
 
-Protocol (the same as the FlashMLA reference figures in ``docs/perf/``):
+Protocol (the FlashMLA reference figures in ``docs/perf/`` were taken the same way):
 
-* ceilings, measured first: device-to-device copy (bytes read + written) and a
-  bf16 8192^3 matmul through torch;
-* per grid cell: batch requests with lengths ~ normal(s_k, s_k/2) clipped at
-  s_q (seed 1), pages in shuffled order, q and cache ~ N(0, 0.1^2);
-* the timed region is the whole call (schedule + split-KV decode + combine,
-  outputs allocated) as a user makes it, median of repeated runs after
-  warm-up, with input sets rotated so L2 never holds the cache of the next call;
-* floor = max(bytes / copy rate, flops / matmul rate) with bytes = q + the
-  latent cache actually read + output and flops = 2 b h s_q L (d_qk + d_v);
-  ratio = floor / time (1.0 is the hardware limit).
+* ceilings, measured first in the same process: a device-to-device copy
+  (bytes read + written) and a bf16 8192^3 matmul through torch;
+* per grid cell: ``batch`` requests with lengths ~ normal(s_k, s_k/2) clipped
+  at s_q (seed 1), pages in shuffled order, q and cache ~ N(0, 0.1^2);
+* the timed region is the whole call (split-KV decode + combine) with
+  preallocated outputs; ``graph_ms`` replays it as a CUDA graph (the GPU time
+  a serving loop with graphs sees), ``call_ms`` calls it from Python (adds the
+  host cost when the GPU is faster than the launch); medians of repeated runs
+  after warm-up, rotating several input sets so that L2 never holds the cache;
+* floor = max(bytes / copy rate, flops / matmul rate), bytes = q + the latent
+  cache actually read + output, flops = 2 b h s_q L (d_qk + d_v);
+  ratio = floor / graph_ms (1.0 is the hardware limit).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -23,21 +26,58 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
+__all__ = [
+    "GRIDS",
+    "BenchCell",
+    "Ceilings",
+    "grid_spec",
+    "measure_ceilings",
+    "run_cell",
+    "run_grid",
+    "time_fn",
+]
 
-__all__ = ["BenchCell", "Ceilings", "measure_ceilings", "run_grid", "DEFAULT_GRID", "time_fn"]
-
-# FlashMLA's benchmark grid: (h_q, s_q, s_k), batch 128, page 64, bf16, causal
-DEFAULT_GRID = [(h, s_q, s_k) for h in (128, 64, 32, 16) for s_q in (1, 2) for s_k in (4096, 8192, 16384)]
 _L2_BYTES = 50 * 2**20
+HELP = "time kernels against the copy/matmul roofline measured in the same run (GPU)"
 
 
-def grid_spec(h_q: int, s_q: int, *, page: int = 64, dtype: str = "bf16"):
-    """The spec benchmarked for a grid cell: FlashMLA's shape (576/512, causal), one kernel per head
-    count serving s_q = 1 and 2."""
+def _grid_default():
+    """FlashMLA's benchmark grid: batch 128, page 64, bf16, causal, d_qk 576 / d_v 512."""
+    return [dict(h_q=h, s_q=s_q, s_k=s_k) for h in (128, 64, 32, 16) for s_q in (1, 2) for s_k in (4096, 8192, 16384)]
+
+
+def _grid_pages():
+    return [dict(h_q=h, s_q=1, s_k=s_k, page=page) for h in (128, 16) for s_k in (8192, 16384)
+            for page in (16, 32, 64, 128)]
+
+
+def _grid_dtypes():
+    return [dict(h_q=h, s_q=s_q, s_k=8192, dtype=dt) for h in (128, 16) for s_q in (1, 2) for dt in ("bf16", "fp16")]
+
+
+def _grid_long():
+    return [dict(h_q=h, s_q=1, s_k=s_k, batch=b) for h in (128, 16) for b in (1, 4, 8) for s_k in (32768, 65536, 131072)]
+
+
+def _grid_mtp4():
+    return [dict(h_q=h, s_q=4, s_k=s_k, max_q=4) for h in (128, 64, 16) for s_k in (4096, 16384)]
+
+
+GRIDS = {
+    "default": _grid_default,
+    "pages": _grid_pages,
+    "dtypes": _grid_dtypes,
+    "long": _grid_long,
+    "mtp4": _grid_mtp4,
+}
+
+
+def grid_spec(h_q: int, s_q: int, *, page: int = 64, dtype: str = "bf16", max_q: int | None = None):
+    """The spec benchmarked for a grid cell: FlashMLA's shape (576/512, causal); one kernel per head
+    count, page and dtype serves s_q = 1 and 2."""
     from mlagen.spec import MLASpec
 
-    return MLASpec(q_heads=h_q, max_q=max(2, s_q), causal=True, page=page, dtype=dtype)
+    return MLASpec(q_heads=h_q, max_q=max_q or max(2, s_q), causal=True, page=page, dtype=dtype)
 
 
 @dataclass
@@ -46,8 +86,32 @@ class Ceilings:
     matmul_tflops: float   # bf16 8192^3
 
 
+@dataclass
+class BenchCell:
+    kind: str              # "mlagen" or "torch" (plain PyTorch decode)
+    spec_key: str
+    plan: str
+    h_q: int
+    s_q: int
+    s_k: int
+    batch: int
+    page: int
+    dtype: str
+    mean_len: float
+    graph_ms: float | None
+    call_ms: float
+    floor_ms: float
+    gbps: float
+    tflops: float
+    ratio: float
+    flashmla_ratio: float | None = None
+    runs_ms: list[float] = field(default_factory=list)
+
+
 def time_fn(fn, *, warmup_ms: float = 20, rep_ms: float = 200, setup=None) -> list[float]:
     """Per-call times in ms (CUDA events around each call) after a warm-up; ``setup(i)`` runs untimed before call i."""
+    import torch
+
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     fn()
     torch.cuda.synchronize()
@@ -57,12 +121,12 @@ def time_fn(fn, *, warmup_ms: float = 20, rep_ms: float = 200, setup=None) -> li
     torch.cuda.synchronize()
     estimate = max(start.elapsed_time(end), 1e-3)
     n_warm = max(1, int(warmup_ms / estimate))
-    n_rep = max(5, min(2000, int(rep_ms / estimate)))
+    n_rep = max(10, min(3000, int(rep_ms / estimate)))
     for i in range(n_warm):
         if setup:
             setup(i)
         fn()
-    times = []
+    events = []
     for i in range(n_rep):
         if setup:
             setup(i)
@@ -70,12 +134,14 @@ def time_fn(fn, *, warmup_ms: float = 20, rep_ms: float = 200, setup=None) -> li
         s.record()
         fn()
         e.record()
-        times.append((s, e))
+        events.append((s, e))
     torch.cuda.synchronize()
-    return [s.elapsed_time(e) for s, e in times]
+    return [s.elapsed_time(e) for s, e in events]
 
 
 def measure_ceilings() -> Ceilings:
+    import torch
+
     n = 1 << 28  # 512 MiB of bf16 each way
     src = torch.randn(n, device="cuda", dtype=torch.bfloat16)
     dst = torch.empty_like(src)
@@ -85,54 +151,36 @@ def measure_ceilings() -> Ceilings:
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     mm_ms = statistics.median(time_fn(lambda: a @ b, rep_ms=300))
-    tflops = 2 * 8192**3 / (mm_ms * 1e-3) / 1e12
-    return Ceilings(copy_gbps=round(copy_gbps, 1), matmul_tflops=round(tflops, 1))
-
-
-@dataclass
-class BenchCell:
-    spec_key: str
-    h_q: int
-    s_q: int
-    s_k: int
-    batch: int
-    page: int
-    dtype: str
-    mean_len: float
-    ms: float
-    ms_runs: list[float]
-    gbps: float
-    tflops: float
-    floor_ms: float
-    ratio: float
-    kind: str = "mlagen"            # or "torch" for the plain-PyTorch decode
-    plan: str = ""
-    extra: dict = field(default_factory=dict)
+    del a, b
+    torch.cuda.empty_cache()
+    return Ceilings(copy_gbps=round(copy_gbps, 1), matmul_tflops=round(2 * 8192**3 / (mm_ms * 1e-3) / 1e12, 1))
 
 
 def seqlens_for(batch: int, s_q: int, s_k: int, seed: int = 1) -> list[int]:
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     lens = torch.normal(float(s_k), s_k / 2, (batch,), generator=g)
     return [max(s_q, int(v)) for v in lens.tolist()]
 
 
-def problem_bytes_flops(spec, batch: int, s_q: int, lens: list[int]) -> tuple[float, float]:
+def bytes_and_flops(spec, batch: int, s_q: int, lens: list[int]) -> tuple[float, float]:
     total = sum(lens)
     elem = 2
     q_bytes = batch * s_q * spec.q_heads * spec.d_qk * elem
     out_bytes = batch * s_q * spec.q_heads * spec.d_v * elem
-    kv_bytes = total * spec.cache_bytes_per_token
     flops = 2 * spec.q_heads * s_q * total * (spec.d_qk + spec.d_v)
-    return q_bytes + kv_bytes + out_bytes, flops
+    return q_bytes + total * spec.cache_bytes_per_token + out_bytes, flops
 
 
 def make_inputs(spec, batch: int, s_q: int, lens: list[int], sets: int, seed: int = 0):
     """``sets`` independent input sets (q, cache, block table, lengths) on the GPU."""
+    import torch
+
     g = torch.Generator(device="cuda").manual_seed(seed)
     dtype = torch.bfloat16 if spec.dtype == "bf16" else torch.float16
     pages_per = [max(1, -(-n // spec.page)) for n in lens]
-    num_pages = sum(pages_per)
-    width = max(pages_per)
+    num_pages, width = sum(pages_per), max(pages_per)
     out = []
     for _ in range(sets):
         q = (torch.randn(batch, s_q, spec.q_heads, spec.d_qk, generator=g, device="cuda") * 0.1).clamp(-1, 1).to(dtype)
@@ -140,17 +188,20 @@ def make_inputs(spec, batch: int, s_q: int, lens: list[int], sets: int, seed: in
         cache.normal_(0, 0.1, generator=g).clamp_(-1, 1)
         perm = torch.randperm(num_pages, generator=g, device="cuda").to(torch.int32)
         bt = torch.zeros(batch, width, dtype=torch.int32, device="cuda")
-        k = 0
+        starts = [0]
+        for n in pages_per[:-1]:
+            starts.append(starts[-1] + n)
         for i, n in enumerate(pages_per):
-            bt[i, :n] = perm[k : k + n]
-            k += n
+            bt[i, :n] = perm[starts[i]: starts[i] + n]
         out.append((q, cache, bt, torch.tensor(lens, dtype=torch.int32, device="cuda")))
     return out
 
 
 def torch_decode(q, cache, bt, lens_list, spec):
     """Plain PyTorch paged MLA decode: gather pages, bmm, fp32 softmax, bmm (the baseline users replace)."""
-    batch, s_q = q.shape[:2]
+    import torch
+
+    s_q = q.shape[1]
     outs = []
     for i, n in enumerate(lens_list):
         pages = bt[i, : -(-n // spec.page)]
@@ -165,68 +216,204 @@ def torch_decode(q, cache, bt, lens_list, spec):
     return torch.stack(outs)
 
 
-def run_cell(kernel, spec, batch, s_q, s_k, ceilings: Ceilings, *, with_torch=False, rep_ms=200) -> list[BenchCell]:
+def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *, with_torch: bool = False,
+             rep_ms: float = 200, graphs: bool = True) -> list[BenchCell]:
+    import torch
+
     lens = seqlens_for(batch, s_q, s_k)
-    nbytes, flops = problem_bytes_flops(spec, batch, s_q, lens)
+    nbytes, flops = bytes_and_flops(spec, batch, s_q, lens)
     sets = max(1, min(4, math.ceil(3 * _L2_BYTES / max(nbytes, 1)) + 1))
     inputs = make_inputs(spec, batch, s_q, lens, sets)
     floor_ms = max(nbytes / (ceilings.copy_gbps * 1e9), flops / (ceilings.matmul_tflops * 1e12)) * 1e3
+    # the first call of each set also checks the inputs (validate=True)
+    outs = []
+    for q, c, bt, ln in inputs:
+        res = kernel(q, c, bt, ln, validate=True)
+        outs.append(res if spec.lse else (res, None))
     state = {"i": 0}
 
     def rotate(i):
         state["i"] = i % sets
 
     def call():
-        q, cache, bt, ln = inputs[state["i"]]
-        kernel(q, cache, bt, ln, validate=False)
+        q, c, bt, ln = inputs[state["i"]]
+        o = outs[state["i"]]
+        kernel(q, c, bt, ln, out=o[0], lse=o[1], validate=False)
 
-    cells = []
-    times = time_fn(call, setup=rotate, rep_ms=rep_ms)
-    ms = statistics.median(times)
+    call_ms = statistics.median(time_fn(call, setup=rotate, rep_ms=rep_ms))
+    graph_ms, runs = None, []
+    if graphs:
+        ws = kernel.workspace(batch, s_q, "cuda")
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        captured = []
+        for (q, c, bt, ln), (o, lse) in zip(inputs, outs):
+            with torch.cuda.stream(side):
+                kernel(q, c, bt, ln, out=o, lse=lse, workspace=ws, validate=False)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=side):
+                kernel(q, c, bt, ln, out=o, lse=lse, workspace=ws, validate=False)
+            captured.append(graph)
+        torch.cuda.current_stream().wait_stream(side)
+        runs = time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)
+        graph_ms = statistics.median(runs)
+    ms = graph_ms if graph_ms is not None else call_ms
     common = dict(spec_key=spec.key, h_q=spec.q_heads, s_q=s_q, s_k=s_k, batch=batch, page=spec.page,
-                  dtype=spec.dtype, mean_len=sum(lens) / batch, floor_ms=round(floor_ms, 4))
-    cells.append(BenchCell(**common, ms=round(ms, 4), ms_runs=[round(t, 4) for t in times[:50]],
-                           gbps=round(nbytes / (ms * 1e-3) / 1e9, 1), tflops=round(flops / (ms * 1e-3) / 1e12, 1),
-                           ratio=round(floor_ms / ms, 3), plan=kernel.plan.tag))
+                  dtype=spec.dtype, mean_len=round(sum(lens) / batch, 1), floor_ms=round(floor_ms, 4))
+    cells = [BenchCell(kind="mlagen", plan=kernel.plan.tag, graph_ms=None if graph_ms is None else round(graph_ms, 4),
+                       call_ms=round(call_ms, 4), gbps=round(nbytes / (ms * 1e-3) / 1e9, 1),
+                       tflops=round(flops / (ms * 1e-3) / 1e12, 1), ratio=round(floor_ms / ms, 3),
+                       runs_ms=[round(t, 4) for t in runs[:100]], **common)]
     if with_torch:
-        q, cache, bt, ln = inputs[0]
-        tms = statistics.median(time_fn(lambda: torch_decode(q, cache, bt, lens, spec), rep_ms=rep_ms, warmup_ms=5))
-        cells.append(BenchCell(**common, ms=round(tms, 4), ms_runs=[], gbps=round(nbytes / (tms * 1e-3) / 1e9, 1),
-                               tflops=round(flops / (tms * 1e-3) / 1e12, 1), ratio=round(floor_ms / tms, 3),
-                               kind="torch"))
-    del inputs
+        q, c, bt, ln = inputs[0]
+        tms = statistics.median(time_fn(lambda: torch_decode(q, c, bt, lens, spec), rep_ms=rep_ms, warmup_ms=5))
+        cells.append(BenchCell(kind="torch", plan="", graph_ms=None, call_ms=round(tms, 4),
+                               gbps=round(nbytes / (tms * 1e-3) / 1e9, 1), tflops=round(flops / (tms * 1e-3) / 1e12, 1),
+                               ratio=round(floor_ms / tms, 3), **common))
+    del inputs, outs
     torch.cuda.empty_cache()
     return cells
 
 
-def run_grid(specs_for, grid, *, batch=128, with_torch=False, rep_ms=200, log=print):
-    """Measure ceilings, then every (h_q, s_q, s_k) cell; ``specs_for(h_q, s_q)`` gives the spec to build."""
+def flashmla_reference(path: Path | None = None) -> dict:
+    """FlashMLA's measured ratios on this project's H100, keyed by (h_q, s_q, s_k)."""
+    path = path or Path(__file__).resolve().parent.parent / "docs" / "perf" / "flashmla-h100-2026-11-23.json"
+    try:
+        rows = json.loads(Path(path).read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {(r["h_q"], r["s_q"], r["s_k"]): r["ratio"] for r in rows}
+
+
+def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = False, rep_ms: float = 200,
+             graphs: bool = True, log=print, plan_overrides: dict | None = None):
+    """Measure the ceilings, then every cell (dicts of h_q, s_q, s_k and optional batch, page, dtype, max_q);
+    ``plan_overrides`` pins plan knobs (``plan_for(spec, **plan_overrides)``)."""
     import mlagen.jit
+    from mlagen.plan import plan_for
 
     ceilings = measure_ceilings()
     log(f"ceilings: copy {ceilings.copy_gbps} GB/s (read+write), bf16 matmul {ceilings.matmul_tflops} TFLOP/s")
-    cells = []
-    for h_q, s_q, s_k in grid:
-        spec = specs_for(h_q, s_q)
-        kernel = mlagen.jit.compile(spec)
-        for cell in run_cell(kernel, spec, batch, s_q, s_k, ceilings, with_torch=with_torch, rep_ms=rep_ms):
-            cells.append(cell)
-            log(f"{cell.kind:6s} h={h_q:3d} s_q={s_q} s_k={s_k:6d} {cell.ms:8.4f} ms {cell.gbps:7.1f} GB/s "
-                f"{cell.tflops:6.1f} TFLOP/s floor {cell.floor_ms:.4f} ms ratio {cell.ratio:.3f}")
-    return ceilings, cells
+    reference = flashmla_reference()
+    results = []
+    for cell in cells_spec:
+        spec = grid_spec(cell["h_q"], cell["s_q"], page=cell.get("page", 64), dtype=cell.get("dtype", "bf16"),
+                         max_q=cell.get("max_q"))
+        kernel = mlagen.jit.compile(spec, plan_for(spec, **(plan_overrides or {})))
+        b = cell.get("batch", batch)
+        for res in run_cell(kernel, spec, b, cell["s_q"], cell["s_k"], ceilings, with_torch=with_torch,
+                            rep_ms=rep_ms, graphs=graphs):
+            if b == 128 and spec.page == 64 and spec.dtype == "bf16" and res.kind == "mlagen":
+                res.flashmla_ratio = reference.get((res.h_q, res.s_q, res.s_k))
+            results.append(res)
+            log(format_cell(res))
+    return ceilings, results
 
 
-def save(path: Path, ceilings: Ceilings, cells: list[BenchCell], meta: dict) -> None:
-    data = {"meta": meta, "ceilings": asdict(ceilings), "cells": [asdict(c) for c in cells]}
-    Path(path).write_text(json.dumps(data, indent=1))
+def format_cell(c: BenchCell) -> str:
+    graph = f"{c.graph_ms:8.4f}" if c.graph_ms is not None else "       -"
+    ref = f" FlashMLA {c.flashmla_ratio:.2f}" if c.flashmla_ratio is not None else ""
+    return (f"{c.kind:6s} h={c.h_q:3d} s_q={c.s_q} s_k={c.s_k:6d} b={c.batch:3d} p={c.page:3d} {c.dtype} "
+            f"graph {graph} ms call {c.call_ms:8.4f} ms {c.gbps:7.1f} GB/s {c.tflops:6.1f} TFLOP/s "
+            f"floor {c.floor_ms:.4f} ms ratio {c.ratio:.3f}{ref}")
 
 
 def gpu_meta(command: str) -> dict:
+    import subprocess
+
+    import torch
+
     props = torch.cuda.get_device_properties(0)
-    return {
-        "gpu": props.name,
-        "sm_count": props.multi_processor_count,
-        "torch": torch.__version__,
-        "command": command,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"gpu": props.name, "sm_count": props.multi_processor_count, "torch": torch.__version__,
+            "command": command, "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def save(out_dir: Path, name: str, ceilings: Ceilings, cells: list[BenchCell], meta: dict) -> list[Path]:
+    """JSON with every number, plus a PNG of the ratio per cell when matplotlib is installed."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps({"meta": meta, "ceilings": asdict(ceilings), "cells": [asdict(c) for c in cells]},
+                               indent=1))
+    written = [path]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
+    ours = [c for c in cells if c.kind == "mlagen"]
+    labels = [f"h{c.h_q} q{c.s_q} {c.s_k // 1024}k" + (f" b{c.batch}" if c.batch != 128 else "")
+              + (f" p{c.page}" if c.page != 64 else "") + (f" {c.dtype}" if c.dtype != "bf16" else "") for c in ours]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(ours)), 4))
+    x = range(len(ours))
+    ax.bar([i - 0.2 for i in x], [c.ratio for c in ours], width=0.4, label="mlagen")
+    if any(c.flashmla_ratio for c in ours):
+        ax.bar([i + 0.2 for i in x], [c.flashmla_ratio or 0 for c in ours], width=0.4, label="FlashMLA")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_ylabel("floor / time")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(labels, rotation=70, fontsize=7)
+    ax.set_title(f"{name}: {meta.get('gpu', '')} (roofline measured in the same run)")
+    ax.legend()
+    fig.tight_layout()
+    png = out_dir / f"{name}.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    written.append(png)
+    return written
+
+
+# ---------------------------------------------------------------- CLI
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", default="default", help=f"comma-separated grids: {', '.join(GRIDS)} (default: default)")
+    p.add_argument("--batch", type=int, default=128, help="requests per call where the grid does not set it")
+    p.add_argument("--torch", action="store_true", help="also time the plain-PyTorch decode")
+    p.add_argument("--no-graphs", action="store_true", help="time Python calls only (no CUDA graph replay)")
+    p.add_argument("--rep-ms", type=float, default=200, help="timing budget per cell and method")
+    p.add_argument("--out", default="bench-results", help="folder for the JSON and PNG results")
+    p.add_argument("--plan", action="append", default=[], metavar="KNOB=VALUE",
+                   help="pin a plan knob for every kernel, e.g. --plan schedule=seesaw (repeatable)")
+    p.add_argument("--name", default=None, help="results file stem (default: the grid name)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlagen.cli import CLIError
+
+    names = [g.strip() for g in args.grid.split(",") if g.strip()]
+    unknown = [g for g in names if g not in GRIDS]
+    if unknown:
+        raise CLIError(f"unknown grid {unknown[0]!r} (choose from {', '.join(GRIDS)})")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CLIError("mlagen bench needs a CUDA GPU (Hopper); building kernels does not: see 'mlagen build'")
+    import sys
+
+    command = "mlagen bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "mlagen bench"
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
+    overrides = {}
+    for item in args.plan:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CLIError(f"--plan {item!r}: expected KNOB=VALUE")
+        overrides[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
+    everything = {}
+    for name in names:
+        ceilings, cells = run_grid(GRIDS[name](), batch=args.batch, with_torch=args.torch, rep_ms=args.rep_ms,
+                                   graphs=not args.no_graphs, log=log, plan_overrides=overrides)
+        meta = gpu_meta(command)
+        stem = f"{args.name}-{name}" if args.name else name
+        paths = save(Path(args.out), stem, ceilings, cells, meta)
+        log(f"wrote {', '.join(str(p) for p in paths)}")
+        everything[name] = {"meta": meta, "ceilings": asdict(ceilings), "cells": [asdict(c) for c in cells]}
+    if args.json:
+        print(json.dumps(everything, indent=1))
+    return 0

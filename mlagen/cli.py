@@ -9,13 +9,18 @@ a function that adds its arguments and a function that runs it. User errors
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from mlagen.spec import MLASpec, SpecError, SpecFile, list_spec_files, load_spec_file
+from mlagen import tune as _tune  # light: no torch or CuTe DSL at import
+from mlagen import export as _export  # light: no torch or CuTe DSL at import
+from mlagen import bench as _bench  # light: no torch or CuTe DSL at import
 
 PROG = "mlagen"
 
@@ -45,6 +50,10 @@ def commands() -> list[Command]:
     return [
         Command("specs", "list the spec files in a directory", _specs_args, _specs_run),
         Command("show", "show a spec, its cache footprint and its roofline", _show_args, _show_run),
+        Command("build", "render a spec's kernel and compile it into the cache (no GPU needed)", _build_args, _build_run),
+        Command("bench", _bench.HELP, _bench.configure, _bench.run),
+        Command("tune", _tune.HELP, _tune.configure, _tune.run_cli),
+        Command("export", _export.HELP, _export.configure, _export.run),
     ]
 
 
@@ -228,6 +237,132 @@ def _cost_table(s: MLASpec, batch: int, seqlen: int, s_q: int):
             r.regime,
         )
     return table
+
+
+# ----------------------------------------------------------------- build
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", type=Path, help="spec file (e.g. specs/deepseek_v3.py)")
+    p.add_argument(
+        "--plan", action="append", default=[], metavar="KEY=VALUE", type=_plan_override,
+        help="pin a plan knob instead of the planner's choice (repeatable), e.g. --plan block_n=64 --plan stages=2",
+    )
+    p.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                   help="kernel cache folder (default: $MLAGEN_CACHE_DIR, else ~/.cache/mlagen)")
+    p.add_argument("--generated", type=Path, default=Path("generated"), metavar="DIR",
+                   help="where the rendered module is written (default: generated/ of the current directory)")
+    p.add_argument("--force", action="store_true", help="compile even if the cache holds the kernel")
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of the summary")
+
+
+def _plan_override(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for a :class:`~mlagen.plan.KernelPlan` knob, VALUE parsed as the knob's type."""
+    import dataclasses
+
+    from mlagen.plan import KernelPlan
+
+    key, sep, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    knobs = {f.name: f.default for f in dataclasses.fields(KernelPlan)}
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. block_n=64")
+    if key not in knobs:
+        raise argparse.ArgumentTypeError(f"{text!r}: unknown plan knob {key!r} (knobs: {', '.join(knobs)})")
+    default = knobs[key]
+    if isinstance(default, bool):
+        lowered = value.lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise argparse.ArgumentTypeError(f"{text!r}: {key} takes true or false")
+        return key, lowered in ("true", "1", "yes")
+    if isinstance(default, int):
+        try:
+            return key, int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: {key} takes an integer") from None
+    return key, value
+
+
+def _build_run(args: argparse.Namespace) -> int:
+    # The compiler (CuTe DSL, which imports torch) is loaded here, not when the CLI starts.
+    from mlagen.codegen import render, write_generated
+    from mlagen.device import H100_SXM
+    from mlagen.jit import build, cache_root
+    from mlagen.plan import PlanError, consumer_registers, plan_for, smem_bytes
+
+    sf = load_spec_file(args.spec)
+    spec = sf.spec
+    pinned = dict(args.plan)
+    device = H100_SXM
+    try:
+        plan = plan_for(spec, device, **pinned)
+    except PlanError as e:
+        raise CLIError(f"{sf.path}: {e}") from None
+    start = time.perf_counter()
+    rendered = render(spec, plan)
+    generated = write_generated(rendered, args.generated)
+    result = build(spec, plan, device=device, cache_dir=args.cache, force=args.force)
+    total = time.perf_counter() - start
+    smem, regs = smem_bytes(spec, plan), consumer_registers(spec, plan)
+    counts = dict(result.meta.get("instructions", {}))
+    info = {
+        "spec_file": str(sf.path),
+        "title": sf.title,
+        "spec_key": spec.key,
+        "spec_name": spec.name,
+        "plan": plan.to_dict(),
+        "plan_tag": plan.tag,
+        "plan_key": plan.key,
+        "pinned": pinned,
+        "device": device.name,
+        "smem_bytes": smem,
+        "smem_limit": device.smem_per_block,
+        "consumer_registers": regs,
+        "cold": result.cold,
+        "seconds": round(result.seconds, 4),
+        "compile_seconds": result.compile_seconds,
+        "total_seconds": round(total, 4),
+        "instructions": counts,
+        "kernel_key": result.identity.key,
+        "generated": str(generated),
+        "cache": str(Path(args.cache) if args.cache is not None else cache_root()),
+        "entry": str(result.entry_dir),
+        "object": str(result.object_path),
+        "ptx": str(result.ptx_path),
+    }
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    for label, value in _build_lines(info, plan):
+        print(f"{label:<15}{value}")
+    return 0
+
+
+def _build_lines(info: dict, plan) -> list[tuple[str, str]]:
+    counts = info["instructions"]
+    knobs = " ".join(f"{k}={v}" for k, v in info["plan"].items())
+    how = "pinned: " + ", ".join(f"{k}={v}" for k, v in info["pinned"].items()) if info["pinned"] else "planner's choice"
+    compiled = info["compile_seconds"]
+    compiled_text = f"{compiled:.2f} s" if compiled is not None else "unknown"
+    if info["cold"]:
+        when = f"cold: compiled now, cute.compile {compiled_text}, total {info['seconds']:.2f} s"
+    else:
+        when = f"warm: found in the cache in {info['seconds']:.3f} s (cute.compile took {compiled_text} when built)"
+    ptx_target = "PTX .target sm_90a" if counts.get("target_sm_90a") else "no .target sm_90a in the PTX"
+    return [
+        ("spec file", f"{info['spec_file']}: {info['title']}"),
+        ("spec", info["spec_key"]),
+        ("plan", f"{info['plan_tag']} ({how})"),
+        ("", knobs),
+        ("shared memory", f"{info['smem_bytes']} bytes per CTA (limit {info['smem_limit']} on {info['device']})"),
+        ("registers", f"~{info['consumer_registers']} per MMA thread (setmaxnreg: producer {plan.producer_regs}, "
+                      f"consumers {plan.consumer_regs}); {plan.threads} threads per CTA"),
+        ("build", when),
+        ("instructions", f"wgmma {counts.get('wgmma', 0)}, TMA {counts.get('tma_load', 0)}, "
+                         f"setmaxnreg {counts.get('setmaxnreg', 0)} ({ptx_target})"),
+        ("generated", info["generated"]),
+        ("cache entry", info["entry"]),
+        ("object", info["object"]),
+        ("PTX", info["ptx"]),
+    ]
 
 
 def _si(value: float, unit: str, digits: int = 1) -> str:

@@ -30,14 +30,24 @@ def template_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "templates"
 
 
+KERNEL_TEMPLATES = "sm90"
+
+
+def _kernel_template_files(base: Path) -> list[Path]:
+    # only the templates rendered into kernels: other templates (export
+    # scaffolding) must not invalidate compiled kernels
+    files = sorted(p for p in (base / KERNEL_TEMPLATES).rglob("*.j2") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no templates (*.j2) under {base / KERNEL_TEMPLATES}")
+    return files
+
+
 @lru_cache(maxsize=8)
-def _template_hash(root: str) -> str:
+def _template_hash(root: str, stamp: tuple) -> str:
+    # ``stamp`` (names, sizes, mtimes) only keys the cache: an edited template is hashed again
     digest = hashlib.sha256()
     base = Path(root)
-    files = sorted(p for p in base.rglob("*.j2") if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"no templates (*.j2) under {base}")
-    for path in files:
+    for path in _kernel_template_files(base):
         digest.update(path.relative_to(base).as_posix().encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
@@ -46,8 +56,10 @@ def _template_hash(root: str) -> str:
 
 
 def template_hash() -> str:
-    """sha256 over every template file (names and contents): part of every cache key."""
-    return _template_hash(str(template_dir()))
+    """sha256 over the kernel template files (names and contents): part of every cache key."""
+    base = template_dir()
+    stamp = tuple((str(p), st.st_size, st.st_mtime_ns) for p in _kernel_template_files(base) for st in [p.stat()])
+    return _template_hash(str(base), stamp)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ class KernelIdentity:
         return {
             "spec": self.spec.to_dict(),
             "spec_key": self.spec.key,
-            "plan": self.plan.to_dict(),
+            "plan": self.plan.compile_dict(),
             "template_hash": self.template_hash,
             "mlagen_version": self.mlagen_version,
             "cutedsl_version": self.cutedsl_version,
@@ -190,8 +190,22 @@ def instruction_counts(ptx: str) -> dict:
     }
 
 
+def _target(arch: str) -> None:
+    """Make the DSL compile for ``arch``.
+
+    The DSL reads CUTE_DSL_ARCH once, when it starts; without a GPU it would
+    otherwise default to another architecture. A process that loaded it
+    before (e.g. to load a kernel) gets the setting applied to the live DSL.
+    """
+    os.environ.setdefault("CUTE_DSL_ARCH", arch)
+    if "cutlass" in sys.modules:
+        from cutlass.cutlass_dsl import CuTeDSL
+
+        CuTeDSL._get_dsl().envar.arch = arch
+
+
 def _compile_entry(identity: KernelIdentity, entry: Path) -> dict:
-    os.environ.setdefault("CUTE_DSL_ARCH", identity.arch)
+    _target(identity.arch)
     # mlagen's cache is the cache: the DSL must really compile so that the PTX is written.
     os.environ.setdefault("CUTE_DSL_DISABLE_FILE_CACHING", "1")
     rendered = render(identity.spec, identity.plan)

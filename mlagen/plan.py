@@ -14,6 +14,14 @@ A plan fixes every compile-time knob of the generated decode kernel:
   ``setmaxnreg`` for the TMA producer warpgroup and the MMA warpgroups.
 * ``loader``: how KV tiles arrive (``"tma"``: bulk tensor copies of
   ``min(page, block_n)`` rows, one per 64-column chunk).
+* ``schedule``: how the MMA warpgroups share a tile. ``"split"``: every
+  tile is split between the warpgroups (each computes S for half of its
+  tokens); P and the row maxima are exchanged through shared memory each
+  tile. ``"seesaw"``: the two warpgroups take turns computing S for whole
+  tiles (two KV buffers), chaining the running max from one to the other so
+  that one warpgroup's softmax overlaps the other's MMAs; P is passed
+  through the RoPE chunk of the tile's own buffer, and each buffer is
+  released in two halves so the next tiles start loading early.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -55,6 +63,10 @@ _SMEM_ALIGN = 1024
 _REG_SPLITS = {1: ((40, 232), (24, 240)), 2: ((40, 232), (24, 240))}
 
 
+# knobs chosen per call by the runtime, not compiled in
+RUNTIME_KNOBS = ("parts_per_sm",)
+
+
 class PlanError(ValueError):
     """A plan that cannot be built for this spec on this device."""
 
@@ -74,6 +86,7 @@ class KernelPlan:
     producer_regs: int = 40
     consumer_regs: int = 232
     loader: str = "tma"
+    schedule: str = "split"
     split_kv: bool = True
     parts_per_sm: int = 1
 
@@ -85,7 +98,8 @@ class KernelPlan:
     def tag(self) -> str:
         """Short readable plan name used in file names, e.g. ``n64s2w2``."""
         split = "" if self.split_kv else "-nosplit"
-        return f"n{self.block_n}s{self.stages}w{self.consumer_wgs}{split}"
+        sched = "-seesaw" if self.schedule == "seesaw" else ""
+        return f"n{self.block_n}s{self.stages}w{self.consumer_wgs}{sched}{split}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -94,9 +108,14 @@ class KernelPlan:
     def from_dict(cls, data: dict) -> "KernelPlan":
         return cls(**data)
 
+    def compile_dict(self) -> dict:
+        """The knobs baked into the compiled code (runtime knobs such as ``parts_per_sm`` excluded)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KNOBS}
+
     @property
     def key(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Canonical string of the compile-time knobs: plans with equal keys share one compiled kernel."""
+        return json.dumps(self.compile_dict(), sort_keys=True, separators=(",", ":"))
 
     @property
     def short_hash(self) -> str:
@@ -112,12 +131,21 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     """Shared memory of one decode CTA, including alignment padding."""
     elem = 2
     d_pad = padded_dqk(spec)
-    small = plan.stages * 2 * 8 + 2 * plan.consumer_wgs * plan.block_m * 4
+    # mbarriers, work split and scan scratch, per-row exchange arrays (seesaw: four barrier
+    # pairs, and the max and scale of both tiles)
+    rows = plan.block_m * 4
+    if plan.schedule == "seesaw":
+        small = 4 * 2 * 8 + 32 + 56 + plan.consumer_wgs * rows + 4 * rows
+    else:
+        small = plan.stages * 2 * 8 + 32 + 56 + 2 * plan.consumer_wgs * rows
     total = -(-small // _SMEM_ALIGN) * _SMEM_ALIGN
+    # the split schedule's P tile; the seesaw passes P through each buffer's RoPE chunk and keeps
+    # one tile for warpgroup A's own, unscaled P
+    p_tile = plan.block_m * plan.block_n * elem
     for size in (
         plan.block_m * d_pad * elem,                 # Q tile
         plan.stages * plan.block_n * d_pad * elem,   # KV tiles
-        plan.block_m * plan.block_n * elem,          # P tile
+        p_tile,                                      # P tile
     ):
         total += -(-size // _SMEM_ALIGN) * _SMEM_ALIGN
     return total
@@ -127,7 +155,11 @@ def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:
     """Estimated registers per MMA thread: O and S accumulators plus overhead."""
     dv_wg = spec.d_v // plan.consumer_wgs
     acc_o = plan.block_m * dv_wg // 128
-    acc_s = plan.block_m * (plan.block_n // plan.consumer_wgs) // 128
+    if plan.schedule == "seesaw":
+        # a whole tile of S in float32, and P in bf16 on its way to shared memory
+        acc_s = plan.block_m * plan.block_n // 128 + plan.block_m * plan.block_n // 256
+    else:
+        acc_s = plan.block_m * (plan.block_n // plan.consumer_wgs) // 128
     return acc_o + acc_s + _CONSUMER_REG_OVERHEAD
 
 
@@ -160,6 +192,19 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
         raise PlanError(f"stages = {p.stages}: must be in 1..6")
     if p.loader != "tma":
         raise PlanError(f"loader = {p.loader!r}: only 'tma' is generated")
+    if p.schedule not in ("split", "seesaw"):
+        raise PlanError(f"schedule = {p.schedule!r}: must be 'split' or 'seesaw'")
+    if p.schedule == "seesaw":
+        if p.consumer_wgs != 2 or p.block_n != 64 or p.stages != 2:
+            raise PlanError(
+                "schedule = 'seesaw' takes turns between exactly two warpgroups over two 64-token KV "
+                f"buffers: needs consumer_wgs=2, block_n=64, stages=2 (got {p.consumer_wgs}, {p.block_n}, {p.stages})"
+            )
+        if padded_dqk(spec) <= spec.d_v:
+            raise PlanError(
+                "schedule = 'seesaw' passes P through the RoPE chunk of each KV buffer; "
+                f"this spec has none (rope = {spec.rope})"
+            )
     if p.parts_per_sm < 1:
         raise PlanError(f"parts_per_sm = {p.parts_per_sm}: must be >= 1")
     dv_wg = spec.d_v // p.consumer_wgs
@@ -207,41 +252,47 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     why = supports(spec)
     if why:
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
+    overrides = dict(overrides)
     wgs = overrides.pop("consumer_wgs", 2 if spec.d_v % 128 == 0 else 1)
+    if overrides.get("schedule") == "seesaw":
+        overrides.setdefault("producer_regs", 24)
+        overrides.setdefault("consumer_regs", 240)
     base = KernelPlan(consumer_wgs=wgs, **{k: v for k, v in overrides.items() if k != "stages"})
     if "stages" in overrides:
         return check_plan(spec, dataclasses.replace(base, stages=overrides["stages"]), device)
-    best = None
+    best, first_error = None, None
     for stages in range(1, 5):
-        candidate = dataclasses.replace(base, stages=stages)
         try:
-            best = check_plan(spec, candidate, device)
-        except PlanError:
-            break
+            best = check_plan(spec, dataclasses.replace(base, stages=stages), device)
+        except UnsupportedSpecError:
+            raise
+        except PlanError as e:
+            first_error = first_error or e
     if best is None:
-        # Report why even one stage does not fit.
-        check_plan(spec, dataclasses.replace(base, stages=1), device)
+        raise first_error
     return best
 
 
 def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPlan]:
     """Every plan the planner accepts for ``spec`` on ``device`` (the autotuner's candidates)."""
     plans = []
-    for wgs in (1, 2):
-        for block_n in (32, 64, 128):
-            for stages in range(1, 7):
-                for regs in _REG_SPLITS[wgs]:
-                    plan = KernelPlan(
-                        block_n=block_n,
-                        stages=stages,
-                        consumer_wgs=wgs,
-                        producer_regs=regs[0],
-                        consumer_regs=regs[1],
-                    )
-                    try:
-                        plans.append(check_plan(spec, plan, device))
-                    except UnsupportedSpecError:
-                        raise
-                    except PlanError:
-                        pass
+    for schedule in ("split", "seesaw"):
+        for wgs in (1, 2):
+            for block_n in (32, 64, 128):
+                for stages in range(1, 7):
+                    for regs in _REG_SPLITS[wgs]:
+                        plan = KernelPlan(
+                            block_n=block_n,
+                            stages=stages,
+                            consumer_wgs=wgs,
+                            producer_regs=regs[0],
+                            consumer_regs=regs[1],
+                            schedule=schedule,
+                        )
+                        try:
+                            plans.append(check_plan(spec, plan, device))
+                        except UnsupportedSpecError:
+                            raise
+                        except PlanError:
+                            pass
     return plans

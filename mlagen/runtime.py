@@ -1,6 +1,6 @@
 """The runtime call: validate torch tensors, allocate outputs and workspace, launch.
 
-``MLADecodeKernel.__call__`` issues the scheduler, decode and combine kernels
+``MLADecodeKernel.__call__`` launches the split-KV decode and combine kernels
 on the current CUDA stream without a host synchronisation, so it can be
 captured in a CUDA graph. The only synchronising step is the optional check
 of tensor *contents* (lengths within the block table, used block-table
@@ -9,6 +9,8 @@ entries in range), done when ``validate=True`` and the stream is not capturing.
 
 from __future__ import annotations
 
+import ctypes
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -28,21 +30,82 @@ class MLAInputError(ValueError):
 
 @dataclass
 class Workspace:
-    """Scratch memory of one call: split-KV partials and the schedule."""
+    """Scratch memory of a call: split-KV partials and where each request's pieces are.
 
-    partial_out: torch.Tensor    # (parts, 2, kv_heads, m_blocks*64, d_v) float32
-    partial_lse: torch.Tensor    # (parts, 2, kv_heads, m_blocks*64) float32
-    cum_tiles: torch.Tensor      # (batch + 1,) int32
-    schedule: torch.Tensor       # (parts, 4) int32
+    Flat buffers with a capacity: any call whose needs fit may use it (CUDA
+    graphs keep one), one call at a time. ``MLADecodeKernel.workspace`` sizes one.
+    """
+
+    partial_out: torch.Tensor    # >= parts * 2 * kv_heads * m_blocks*64 * d_v float32
+    partial_lse: torch.Tensor    # >= parts * 2 * kv_heads * m_blocks*64 float32
+    pieces: torch.Tensor         # >= batch * 4 int32: first part, number of pieces, first slot
+
+    def fits(self, batch: int, rows: int, parts: int, kv_heads: int, d_v: int) -> bool:
+        lse_need = parts * 2 * kv_heads * rows
+        return (
+            self.partial_lse.numel() >= lse_need
+            and self.partial_out.numel() >= lse_need * d_v
+            and self.pieces.numel() >= batch * 4
+        )
 
 
-def _dsl():
+class _LaunchArgs:
+    """Persistent ctypes storage for the launcher's arguments.
+
+    The DSL's generic call path converts every argument object on every call
+    (tens of microseconds); here a call writes plain values into storage laid
+    out exactly as the DSL would pass it and invokes the compiled function.
+    ``tests/test_runtime.py`` checks the layout against the DSL's own packing.
+    """
+
+    NUM_PTRS = 9
+
+    def __init__(self):
+        self.ptrs = [ctypes.c_void_p(0) for _ in range(self.NUM_PTRS)]
+        self.batch, self.s_q, self.num_pages = ctypes.c_int32(0), ctypes.c_int32(0), ctypes.c_int32(0)
+        self.page_stride = ctypes.c_int64(0)
+        self.bt_stride, self.parts = ctypes.c_int32(0), ctypes.c_int32(0)
+        self.stream = ctypes.c_void_p(0)
+        scalars = (self.batch, self.s_q, self.num_pages, self.page_stride, self.bt_stride, self.parts)
+        self.exe_args = (
+            [ctypes.addressof(p) for p in self.ptrs]
+            + [ctypes.c_void_p(ctypes.addressof(v)) for v in scalars]
+            + [ctypes.addressof(self.stream)]
+        )
+
+    def set(self, ptrs, batch, s_q, num_pages, page_stride, bt_stride, parts, stream) -> list:
+        for slot, value in zip(self.ptrs, ptrs):
+            slot.value = value
+        self.batch.value, self.s_q.value, self.num_pages.value = batch, s_q, num_pages
+        self.page_stride.value, self.bt_stride.value, self.parts.value = page_stride, bt_stride, parts
+        self.stream.value = stream
+        return self.exe_args
+
+
+def dsl_arguments(ptrs, batch, s_q, num_pages, page_stride, bt_stride, parts, stream, dtype: str) -> tuple:
+    """The launcher's arguments as DSL objects (the generic, slower call path)."""
     import cuda.bindings.driver as cuda_driver
     import cutlass
     import cutlass.cute as cute
     from cutlass.cute.runtime import make_ptr
 
-    return cuda_driver, cutlass, cute.AddressSpace.gmem, make_ptr
+    elem = cutlass.BFloat16 if dtype == "bf16" else cutlass.Float16
+    types = (elem, elem, cutlass.Int32, cutlass.Int32, elem, cutlass.Float32, cutlass.Float32, cutlass.Float32,
+             cutlass.Int32)
+    gmem = cute.AddressSpace.gmem
+    return (
+        *(make_ptr(t, p, gmem, assumed_align=_ALIGN) for t, p in zip(types, ptrs)),
+        cutlass.Int32(batch), cutlass.Int32(s_q), cutlass.Int32(num_pages), cutlass.Int64(page_stride),
+        cutlass.Int32(bt_stride), cutlass.Int32(parts), cuda_driver.CUstream(stream),
+    )
+
+
+def _current_raw_stream(device: int) -> int:
+    """The current CUDA stream's handle (without building a torch.cuda.Stream object)."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is not None:
+        return raw(device)
+    return torch.cuda.current_stream(device).cuda_stream
 
 
 class MLADecodeKernel:
@@ -69,6 +132,10 @@ class MLADecodeKernel:
         self.device_facts = device_facts
         self._launcher = launcher
         self._dtype = _TORCH_DTYPES[self.spec.dtype]
+        self._args = _LaunchArgs()
+        self._args_lock = threading.Lock()
+        self._executors: dict[int, object] = {}
+        self._workspaces: dict[tuple[int, int], Workspace] = {}
 
     def __repr__(self) -> str:
         return f"MLADecodeKernel({self.spec.key}, plan={self.plan.tag}, entry={self.identity.name})"
@@ -85,18 +152,63 @@ class MLADecodeKernel:
         return max(1, self.device_facts.sm_count * self.plan.parts_per_sm // per_part)
 
     def workspace(self, batch: int, s_q: int, device, num_parts: int | None = None) -> Workspace:
-        """Allocate the scratch memory of a call (reusable for calls of the same sizes)."""
+        """Allocate scratch memory for calls of up to ``batch`` requests of ``s_q`` tokens."""
         parts = num_parts or self.num_parts(s_q)
         rows = self.m_blocks(s_q) * self.plan.block_m
-        kvh = self.spec.kv_heads
+        lse_need = parts * 2 * self.spec.kv_heads * rows
         return Workspace(
-            partial_out=torch.empty((parts, 2, kvh, rows, self.spec.d_v), dtype=torch.float32, device=device),
-            partial_lse=torch.empty((parts, 2, kvh, rows), dtype=torch.float32, device=device),
-            cum_tiles=torch.empty((batch + 1,), dtype=torch.int32, device=device),
-            schedule=torch.empty((parts, 4), dtype=torch.int32, device=device),
+            partial_out=torch.empty(lse_need * self.spec.d_v, dtype=torch.float32, device=device),
+            partial_lse=torch.empty(lse_need, dtype=torch.float32, device=device),
+            pieces=torch.empty(batch * 4, dtype=torch.int32, device=device),
         )
 
+    def _cached_workspace(self, key, batch: int, s_q: int, device, parts: int) -> Workspace:
+        # Calls on one stream run one after the other, so they can share scratch memory;
+        # it grows to the largest call seen (batch rounded up to a power of two).
+        ws = self._workspaces.get(key)
+        rows = self.m_blocks(s_q) * self.plan.block_m
+        if ws is None or not ws.fits(batch, rows, parts, self.spec.kv_heads, self.spec.d_v):
+            cap = 1 << max(0, batch - 1).bit_length()
+            if ws is not None:
+                cap = max(cap, ws.pieces.numel() // 4)
+            ws = self.workspace(cap, max(s_q, self.spec.max_q), device, max(parts, self.num_parts(1)))
+            self._workspaces[key] = ws
+        return ws
+
     # ------------------------------------------------------------------ checks
+    def _inputs_ok(self, q, kv_cache, block_table, cache_seqlens, out, lse) -> bool:
+        """The common case of :meth:`check_inputs` in few attribute reads (a few microseconds).
+
+        False means "not sure": the detailed checks then run and raise with a message.
+        """
+        spec = self.spec
+        try:
+            qs, ks, bs = q.shape, kv_cache.shape, block_table.shape
+            batch, s_q = qs[0], qs[1]
+            ok = (
+                q.is_cuda and q.dtype is self._dtype and kv_cache.dtype is self._dtype
+                and block_table.dtype is torch.int32 and cache_seqlens.dtype is torch.int32
+                and len(qs) == 4 and qs[2] == spec.q_heads and qs[3] == spec.d_qk and 1 <= s_q <= spec.max_q
+                and len(ks) == 4 and ks[1] == spec.page and ks[2] == spec.kv_heads and ks[3] == spec.d_qk
+                and len(bs) == 2 and bs[0] == batch and bs[1] >= 1 and cache_seqlens.shape == (batch,)
+                and q.is_contiguous() and cache_seqlens.is_contiguous() and block_table.stride(1) == 1
+                and q.get_device() == kv_cache.get_device() == block_table.get_device() == cache_seqlens.get_device()
+                and out is None and lse is None
+            )
+            if not ok:
+                return False
+            kst = kv_cache.stride()
+            row = spec.kv_heads * spec.d_qk
+            return (
+                kst[3] == 1 and kst[2] == spec.d_qk and kst[1] == row
+                and (ks[0] == 1 or (kst[0] >= spec.page * row and kst[0] % 8 == 0)) and 1 <= ks[0] <= _INT32_MAX
+                and block_table.stride(0) * batch <= _INT32_MAX
+                and batch * s_q * spec.q_heads * max(spec.d_qk, spec.d_v) <= _INT32_MAX
+                and (q.data_ptr() | kv_cache.data_ptr() | block_table.data_ptr() | cache_seqlens.data_ptr()) % _ALIGN == 0
+            )
+        except (AttributeError, TypeError, IndexError):
+            return False
+
     def check_inputs(self, q, kv_cache, block_table, cache_seqlens, out=None, lse=None) -> None:
         """Device, dtype, shape, stride and alignment checks; never synchronises."""
         spec = self.spec
@@ -194,7 +306,8 @@ class MLADecodeKernel:
     # ------------------------------------------------------------------ call
     def __call__(self, q, kv_cache, block_table, cache_seqlens, *, out=None, lse=None,
                  workspace: Workspace | None = None, num_parts: int | None = None, validate: bool = True):
-        self.check_inputs(q, kv_cache, block_table, cache_seqlens, out, lse)
+        if not self._inputs_ok(q, kv_cache, block_table, cache_seqlens, out, lse):
+            self.check_inputs(q, kv_cache, block_table, cache_seqlens, out, lse)
         if validate and not torch.cuda.is_current_stream_capturing():
             self.check_contents(kv_cache, block_table, cache_seqlens)
         spec = self.spec
@@ -206,27 +319,25 @@ class MLADecodeKernel:
         if batch == 0:
             return (out, lse) if spec.lse else out
         parts = num_parts or self.num_parts(s_q)
-        ws = workspace or self.workspace(batch, s_q, q.device, parts)
-        rows = self.m_blocks(s_q) * self.plan.block_m
-        if ws.schedule.shape[0] != parts or ws.cum_tiles.shape[0] < batch + 1 or ws.partial_lse.shape[-1] != rows:
-            raise MLAInputError("workspace: allocated for another batch, s_q or part count")
-        cuda_driver, cutlass, gmem, make_ptr = _dsl()
-        elem = cutlass.BFloat16 if spec.dtype == "bf16" else cutlass.Float16
-
-        def ptr(t, dtype):
-            return make_ptr(dtype, t.data_ptr(), gmem, assumed_align=_ALIGN)
-
+        device = q.device.index if q.device.index is not None else torch.cuda.current_device()
+        stream = _current_raw_stream(device)
+        if workspace is None:
+            ws = self._cached_workspace((device, stream), batch, s_q, q.device, parts)
+        else:
+            ws = workspace
+            if not ws.fits(batch, self.m_blocks(s_q) * self.plan.block_m, parts, spec.kv_heads, spec.d_v):
+                raise MLAInputError("workspace: too small for this batch, s_q and part count")
         # kernels of specs without LSE never write it; any float32 buffer fills the slot
         lse_arg = lse if lse is not None else ws.partial_lse
-        with torch.cuda.device(q.device):
-            stream = torch.cuda.current_stream(q.device)
-            self._launcher(
-                ptr(q, elem), ptr(kv_cache, elem), ptr(block_table, cutlass.Int32),
-                ptr(cache_seqlens, cutlass.Int32), ptr(out, elem), ptr(lse_arg, cutlass.Float32),
-                ptr(ws.partial_out, cutlass.Float32), ptr(ws.partial_lse, cutlass.Float32),
-                ptr(ws.cum_tiles, cutlass.Int32), ptr(ws.schedule, cutlass.Int32),
-                cutlass.Int32(batch), cutlass.Int32(s_q), cutlass.Int32(kv_cache.shape[0]),
-                cutlass.Int64(kv_cache.stride(0)), cutlass.Int32(block_table.stride(0)),
-                cutlass.Int32(parts), cuda_driver.CUstream(stream.cuda_stream),
-            )
+        ptrs = (q.data_ptr(), kv_cache.data_ptr(), block_table.data_ptr(), cache_seqlens.data_ptr(),
+                out.data_ptr(), lse_arg.data_ptr(), ws.partial_out.data_ptr(), ws.partial_lse.data_ptr(),
+                ws.pieces.data_ptr())
+        executor = self._executors.get(device)
+        if executor is None:
+            with torch.cuda.device(device):
+                executor = self._executors[device] = self._launcher.to(device)
+        with self._args_lock:
+            exe_args = self._args.set(ptrs, batch, s_q, kv_cache.shape[0], kv_cache.stride(0),
+                                      block_table.stride(0), parts, stream)
+            executor.run_compiled_program(exe_args)
         return (out, lse) if spec.lse else out

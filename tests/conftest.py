@@ -6,6 +6,7 @@ choose another profile with HYPOTHESIS_PROFILE=name.
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -18,3 +19,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def kernel_cache(tmp_path_factory):
+    """One kernel cache folder for the session: test_jit and test_cli_build share what they compile."""
+    return tmp_path_factory.mktemp("kernel-cache")

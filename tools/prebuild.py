@@ -20,14 +20,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _build_one(item):
-    name, spec_dict, cache = item
+    name, spec_dict, cache, overrides = item
     from mlagen.jit import build
-    from mlagen.plan import UnsupportedSpecError
+    from mlagen.plan import PlanError, UnsupportedSpecError, plan_for
     from mlagen.spec import MLASpec
 
     spec = MLASpec.from_dict(spec_dict)
     try:
-        result = build(spec, cache_dir=cache)
+        try:
+            plan = plan_for(spec, **overrides)
+        except UnsupportedSpecError:
+            raise
+        except PlanError:
+            plan = plan_for(spec)   # the pinned knobs do not fit this spec: the planner's choice
+        result = build(spec, plan, cache_dir=cache)
     except UnsupportedSpecError as e:
         return name, None, str(e)
     return name, (result.cold, result.seconds, result.identity.name), None
@@ -39,7 +45,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--variants", action="store_true", help="the GPU suite's kernel variants")
     parser.add_argument("--specs", default=None, help="a folder of spec files to build too")
-    parser.add_argument("--bench", action="store_true", help="the specs of the default bench grid")
+    parser.add_argument("--bench", action="store_true", help="the specs of every bench grid")
+    parser.add_argument("--plan", action="append", default=[], metavar="KNOB=VALUE",
+                        help="pin a plan knob where it fits, e.g. --plan schedule=seesaw (repeatable)")
     args = parser.parse_args(argv)
     from mlagen.variants import kernel_variants, spec_file_variants
 
@@ -49,11 +57,18 @@ def main(argv=None) -> int:
     if args.specs:
         todo.update(spec_file_variants(args.specs))
     if args.bench:
-        from mlagen.bench import DEFAULT_GRID, grid_spec
+        from mlagen.bench import GRIDS, grid_spec
 
-        for h_q, s_q, _ in DEFAULT_GRID:
-            todo[f"bench_h{h_q}"] = grid_spec(h_q, s_q)
-    items = [(name, spec.to_dict(), os.path.abspath(args.cache)) for name, spec in todo.items()]
+        for grid in GRIDS.values():
+            for cell in grid():
+                spec = grid_spec(cell["h_q"], cell["s_q"], page=cell.get("page", 64), dtype=cell.get("dtype", "bf16"),
+                                 max_q=cell.get("max_q"))
+                todo[f"bench_{spec.name}"] = spec
+    overrides = {}
+    for entry in args.plan:
+        key, _, value = entry.partition("=")
+        overrides[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    items = [(name, spec.to_dict(), os.path.abspath(args.cache), overrides) for name, spec in todo.items()]
     start = time.time()
     failed = 0
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

@@ -1,0 +1,289 @@
+"""Compile and cache: every supported spec file compiles for sm_90a (no GPU), warm lookups, the cache
+key, and the cache under concurrent and interrupted builds.
+
+Compiling takes ~5-15 s per kernel here, so the spec files are built once per session, two at a time,
+into the session's ``kernel_cache`` (shared with test_cli_build.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import mlagen
+import mlagen.jit
+from mlagen.codegen import render
+from mlagen.jit import build, identity_for, instruction_counts, load
+from mlagen.plan import UnsupportedSpecError, plan_for, search_space, supports
+from mlagen.spec import MLASpec
+from mlagen.variants import kernel_variants, spec_file_variants
+
+REPO = Path(__file__).resolve().parent.parent
+SPECS = REPO / "specs"
+SPEC_FILES = spec_file_variants(SPECS)
+SUPPORTED = {name: s for name, s in SPEC_FILES.items() if supports(s) is None}
+# one MMA warpgroup (64-wide latent) and 256-token pages; page 1 comes with deepseek_v3_page1
+WGS1 = "h16_l64r16_p256_fp16"
+TO_BUILD = {**SUPPORTED, WGS1: kernel_variants()[WGS1]}
+SMALL = MLASpec(q_heads=16, latent=64, rope=16, page=256)
+PTX_MUST_HAVE = (".target sm_90a", "wgmma.mma_async", "cp.async.bulk.tensor", "setmaxnreg")
+
+# CuTe DSL reads CUTE_DSL_ARCH once, when it starts. mlagen.jit sets it only as a default before its
+# first compile, so a process that loads the DSL first (load(), the racers below) must set it itself:
+# without a GPU the DSL would otherwise target sm_100a and refuse the sm_90a instructions.
+os.environ.setdefault("CUTE_DSL_ARCH", "sm_90a")
+
+
+def assert_entry_valid(entry: Path, identity) -> dict:
+    """A complete entry of ``identity``: meta.json written last and matching the files beside it."""
+    meta = json.loads((entry / "meta.json").read_text())
+    assert meta["key"] == identity.key and meta["name"] == identity.name == entry.name
+    assert meta["object_sha256"] == hashlib.sha256((entry / "kernel.o").read_bytes()).hexdigest()
+    source = (entry / "kernel.py").read_text()
+    assert meta["source_sha256"] == hashlib.sha256(source.encode()).hexdigest()
+    assert source == render(identity.spec, identity.plan).source
+    ptx = (entry / "kernel.ptx").read_text()
+    assert meta["instructions"] == instruction_counts(ptx)
+    for text in PTX_MUST_HAVE:
+        assert text in ptx, text
+    assert not list(entry.glob(".*.tmp-*")), "temp files left in the entry"
+    return meta
+
+
+@pytest.fixture(scope="module")
+def built(kernel_cache) -> dict:
+    """Every supported spec file and the one-warpgroup variant, built into the session cache."""
+    results = {}
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(build, spec, cache_dir=str(kernel_cache)) for name, spec in TO_BUILD.items()}
+        for name, future in futures.items():
+            results[name] = future.result()
+    return results
+
+
+def test_what_is_built_covers_the_regimes():
+    assert "deepseek_v3_fp8" not in TO_BUILD and len(SUPPORTED) == len(SPEC_FILES) - 1
+    assert plan_for(TO_BUILD[WGS1]).consumer_wgs == 1
+    assert plan_for(TO_BUILD["deepseek_v3"]).consumer_wgs == 2
+    assert {s.page for s in TO_BUILD.values()} >= {1, 16, 64, 128, 256}
+    assert any(s.causal for s in TO_BUILD.values()) and {s.dtype for s in TO_BUILD.values()} == {"bf16", "fp16"}
+
+
+@pytest.mark.parametrize("name", sorted(TO_BUILD))
+def test_compiles_for_sm90a(built, kernel_cache, name):
+    result = built[name]
+    spec = TO_BUILD[name]
+    assert result.identity == identity_for(spec)
+    assert result.identity.plan == plan_for(spec)
+    assert result.entry_dir == result.identity.entry_dir(kernel_cache)
+    meta = assert_entry_valid(result.entry_dir, result.identity)
+    assert meta == result.meta
+    ptx = result.ptx_path.read_text()
+    counts = result.meta["instructions"]
+    assert counts["target_sm_90a"] is True
+    assert counts["wgmma"] >= 2 and counts["tma_load"] >= 2
+    assert counts["setmaxnreg"] == 2  # producer decreases, consumers increase
+    assert f"setmaxnreg.dec.sync.aligned.u32 {result.identity.plan.producer_regs}" in ptx
+    assert f"setmaxnreg.inc.sync.aligned.u32 {result.identity.plan.consumer_regs}" in ptx
+    assert result.object_path.stat().st_size > 10_000
+    assert result.compile_seconds is not None and result.compile_seconds > 0
+    # (the session cache starts empty; test_cli_build.py or test_export.py may have built an entry first)
+
+
+def test_warm_build_is_a_fast_lookup(built, kernel_cache, monkeypatch):
+    for name in ("deepseek_v3", WGS1):
+        first = built[name]
+        again = build(TO_BUILD[name], cache_dir=kernel_cache)
+        assert again.cold is False
+        assert again.seconds < 0.5, again.seconds
+        assert again.entry_dir == first.entry_dir and again.meta == first.meta
+        assert again.compile_seconds == first.compile_seconds
+    # MLAGEN_CACHE_DIR is the default cache
+    monkeypatch.setenv(mlagen.jit.CACHE_ENV, str(kernel_cache))
+    assert mlagen.jit.cache_root() == kernel_cache
+    assert build(TO_BUILD["deepseek_v3"]).cold is False
+
+
+def test_load_works_without_a_gpu(built):
+    result = built[WGS1]
+    launcher = load(result)
+    assert callable(launcher)
+    assert load(result) is launcher  # loaded once per process
+
+
+def test_unsupported_spec_is_refused_before_compiling(tmp_path):
+    with pytest.raises(UnsupportedSpecError, match="not supported yet"):
+        build(SPEC_FILES["deepseek_v3_fp8"], cache_dir=tmp_path)
+    assert not (tmp_path / "kernels").exists()
+
+
+# ------------------------------------------------------------ identity
+def test_key_follows_spec_and_compile_time_knobs():
+    base = identity_for(SMALL)
+    specs = [SMALL.replace(**c) for c in (dict(q_heads=32), dict(page=64), dict(dtype="fp16"), dict(lse=False),
+                                           dict(max_q=2), dict(max_q=2, causal=True), dict(scale=0.5), dict(rope=64),
+                                           dict(rope=64, rope_at="head"), dict(kv_heads=2))]
+    keys = {identity_for(s).key for s in specs} | {base.key}
+    assert len(keys) == len(specs) + 1
+    # every plan of the search space is its own kernel
+    spec = SPEC_FILES["minicpm3"]
+    plans = search_space(spec) + [dataclasses.replace(plan_for(spec), split_kv=False)]
+    keys = {identity_for(spec, p).key for p in plans}
+    names = {identity_for(spec, p).name for p in plans}
+    assert len(keys) == len(names) == len(plans)
+    assert base.name.startswith(f"{SMALL.name}__{base.plan.tag}__")
+
+
+def test_key_ignores_runtime_knobs():
+    plan = plan_for(SMALL)
+    a, b = identity_for(SMALL, plan), identity_for(SMALL, dataclasses.replace(plan, parts_per_sm=4))
+    assert a.key == b.key and a.name == b.name and a.entry_dir() == b.entry_dir()
+    assert a == identity_for(SMALL)  # the planner's plan, given or not
+
+
+def test_key_follows_templates_versions(tmp_path, monkeypatch):
+    base = identity_for(SMALL)
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tmp_path / "templates"))
+    assert identity_for(SMALL).key == base.key  # same templates elsewhere
+    edited = tmp_path / "edited"
+    shutil.copytree(REPO / "templates", edited)
+    path = edited / "sm90" / "_combine.py.j2"
+    path.write_text(path.read_text().replace("COMBINE", "COMBINE ", 1))
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(edited))
+    assert identity_for(SMALL).key != base.key
+    monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+    assert identity_for(SMALL).key == base.key
+
+    monkeypatch.setattr(mlagen, "__version__", "999.0.0")
+    assert identity_for(SMALL).key != base.key
+    monkeypatch.undo()
+    monkeypatch.setattr(mlagen.jit, "cutedsl_version", lambda: "0.0.1")
+    assert identity_for(SMALL).key != base.key
+    monkeypatch.undo()
+    assert identity_for(SMALL).key == base.key
+
+
+# ------------------------------------------------------------ cache robustness
+_RACER = r"""
+import json, sys, time
+from pathlib import Path
+import cutlass  # load the compiler before the start line, so both racers start together
+from mlagen.jit import build
+from mlagen.spec import MLASpec
+
+spec, cache, gate, me = MLASpec.from_dict(json.loads(sys.argv[1])), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+(gate / me).touch()
+deadline = time.time() + 300
+while len(list(gate.iterdir())) < 2 and time.time() < deadline:
+    time.sleep(0.005)
+r = build(spec, cache_dir=cache)
+print(json.dumps({"cold": r.cold, "seconds": r.seconds, "key": r.identity.key, "entry": str(r.entry_dir)}))
+"""
+
+_BUILDER = r"""
+import json, sys
+from mlagen.jit import build
+from mlagen.spec import MLASpec
+
+build(MLASpec.from_dict(json.loads(sys.argv[1])), cache_dir=sys.argv[2])
+"""
+
+
+def _python(code: str, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop(mlagen.jit.CACHE_ENV, None)
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env, text=True, **kwargs)
+
+
+def test_two_processes_compiling_the_same_kernel(tmp_path):
+    cache, gate = tmp_path / "cache", tmp_path / "gate"
+    gate.mkdir()
+    spec_json = json.dumps(SMALL.to_dict())
+    procs = [
+        _python(_RACER, spec_json, str(cache), str(gate), f"racer{i}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert sorted(r["cold"] for r in results) == [False, True], results  # exactly one compiled
+    assert results[0]["key"] == results[1]["key"] and results[0]["entry"] == results[1]["entry"]
+    compiler = next(r for r in results if r["cold"])
+    waiter = next(r for r in results if not r["cold"])
+    # the other one waited on the lock for the compile instead of finding a finished entry at once
+    assert waiter["seconds"] > 1.0, results
+    identity = identity_for(SMALL)
+    entry = identity.entry_dir(cache)
+    meta = assert_entry_valid(entry, identity)
+    assert meta["compile_seconds"] <= compiler["seconds"]
+    assert [p.name for p in (cache / "kernels").iterdir()] == [entry.name]
+    after = build(SMALL, cache_dir=cache)
+    assert after.cold is False and after.meta == meta
+
+
+def test_compile_killed_half_way_is_rebuilt(tmp_path):
+    cache = tmp_path / "cache"
+    identity = identity_for(SMALL)
+    entry = identity.entry_dir(cache)
+    proc = _python(_BUILDER, json.dumps(SMALL.to_dict()), str(cache), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (entry / "kernel.py").exists():
+        assert proc.poll() is None, f"the builder ended before writing kernel.py: {proc.stderr.read()[-3000:]}"
+        assert time.time() < deadline, "the builder never wrote kernel.py"
+        time.sleep(0.01)
+    assert not (entry / "meta.json").exists(), "too late: the compile already finished"
+    proc.kill()  # SIGKILL: no cleanup, the lock dies with the process
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    assert proc.returncode == -9
+    assert (entry / "kernel.py").exists() and not (entry / "meta.json").exists()
+
+    result = build(SMALL, cache_dir=cache)
+    assert result.cold is True and result.entry_dir == entry
+    assert_entry_valid(entry, identity)
+    assert build(SMALL, cache_dir=cache).cold is False
+
+
+def _truncate_object(entry: Path) -> None:
+    data = (entry / "kernel.o").read_bytes()
+    (entry / "kernel.o").write_bytes(data[: len(data) // 2])
+
+
+def _flip_object_byte(entry: Path) -> None:
+    data = bytearray((entry / "kernel.o").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (entry / "kernel.o").write_bytes(bytes(data))
+
+
+def _stale_meta(entry: Path) -> None:
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["key"] = "0" * len(meta["key"])  # an entry of some other identity (e.g. older templates)
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage", [_truncate_object, _flip_object_byte, _stale_meta],
+                         ids=["truncated-object", "corrupted-object", "stale-meta"])
+def test_damaged_entry_is_recompiled_not_trusted(built, kernel_cache, tmp_path, damage):
+    source = built[WGS1]
+    cache = tmp_path / "cache"
+    entry = cache / "kernels" / source.entry_dir.name
+    shutil.copytree(source.entry_dir, entry)
+    assert build(source.identity.spec, cache_dir=cache).cold is False  # the copy is a valid entry
+    damage(entry)
+    result = build(source.identity.spec, cache_dir=cache)
+    assert result.cold is True and result.entry_dir == entry
+    assert_entry_valid(entry, source.identity)

@@ -1,0 +1,228 @@
+"""The planner: plans for the spec files, device limits, errors naming the limit, the search space."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+
+from mlagen.device import H100_SXM, DeviceFacts
+from mlagen.plan import (
+    RUNTIME_KNOBS,
+    KernelPlan,
+    PlanError,
+    UnsupportedSpecError,
+    check_plan,
+    consumer_registers,
+    plan_for,
+    search_space,
+    smem_bytes,
+    supports,
+)
+from mlagen.spec import MLASpec, list_spec_files, load_spec
+from mlagen.testing import specs
+
+REPO = Path(__file__).resolve().parent.parent
+SPECS = REPO / "specs"
+SPEC_FILES = {p.name: load_spec(p) for p in list_spec_files(SPECS)}
+SUPPORTED = sorted(name for name, s in SPEC_FILES.items() if supports(s) is None)
+DSV3 = SPEC_FILES["deepseek_v3.py"]
+MINICPM3 = SPEC_FILES["minicpm3.py"]
+
+
+def fits_device(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) -> bool:
+    regs = 128 * (plan.producer_regs + plan.consumer_wgs * plan.consumer_regs)
+    return (
+        smem_bytes(spec, plan) <= device.smem_per_block
+        and regs <= device.regs_per_sm
+        and consumer_registers(spec, plan) <= plan.consumer_regs
+        and plan.threads <= device.max_threads_per_block
+    )
+
+
+def test_every_spec_file_but_fp8_is_supported():
+    assert SUPPORTED == sorted(n for n in SPEC_FILES if n != "deepseek_v3_fp8.py")
+    assert len(SUPPORTED) == 10
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_spec_file_plan_fits_the_device(name):
+    spec = SPEC_FILES[name]
+    plan = plan_for(spec)
+    assert check_plan(spec, plan) is plan
+    assert smem_bytes(spec, plan) <= H100_SXM.smem_per_block
+    assert 128 * (plan.producer_regs + plan.consumer_wgs * plan.consumer_regs) <= H100_SXM.regs_per_sm
+    assert consumer_registers(spec, plan) <= plan.consumer_regs
+    assert plan.loader == "tma" and plan.block_m == 64
+    assert plan.consumer_wgs == (2 if spec.d_v % 128 == 0 else 1)
+    # deterministic: the same spec gets the same plan
+    assert plan_for(spec) == plan
+
+
+def test_deepseek_v3_plan():
+    plan = plan_for(DSV3)
+    # 576-wide keys: Q (72 KiB) + 2 stages of 64 tokens (144 KiB) + P fill the 227 KiB of a CTA
+    assert (plan.block_n, plan.stages, plan.consumer_wgs) == (64, 2, 2)
+    assert smem_bytes(DSV3, plan) == 231424
+    assert consumer_registers(DSV3, plan) == 64 * 256 // 128 + 64 * 32 // 128 + 64
+
+
+def test_narrower_keys_get_a_deeper_pipeline():
+    # MiniCPM3's 256 + 32 keys leave room for more stages than DeepSeek's 512 + 64
+    assert plan_for(MINICPM3).stages > plan_for(DSV3).stages
+
+
+@pytest.mark.parametrize("spec", [SPEC_FILES["deepseek_v3_fp8.py"], MLASpec(q_heads=16, latent=256, cache_dtype="fp8_e4m3")])
+def test_fp8_cache_is_not_supported_yet(spec):
+    assert "fp8" in supports(spec)
+    for call in (lambda: plan_for(spec), lambda: check_plan(spec, KernelPlan()), lambda: search_space(spec)):
+        with pytest.raises(UnsupportedSpecError, match="not supported yet") as info:
+            call()
+        assert "\n" not in str(info.value) and spec.key in str(info.value)
+    assert issubclass(UnsupportedSpecError, PlanError)
+
+
+@pytest.mark.parametrize(
+    "spec,why",
+    [
+        (MLASpec(q_heads=16, latent=1024, rope=64), "latent 1024"),
+        (MLASpec(q_heads=16, latent=320, rope=64), "latent 320"),
+        (MLASpec(q_heads=16, rope=32, rope_at="head"), "rope_at='head'"),
+    ],
+)
+def test_unsupported_shapes_say_why(spec, why):
+    with pytest.raises(UnsupportedSpecError, match="not supported yet") as info:
+        plan_for(spec)
+    assert why in str(info.value) and "\n" not in str(info.value)
+
+
+@given(specs())
+def test_plan_for_random_specs_is_checked_or_a_one_line_error(spec):
+    try:
+        plan = plan_for(spec)
+    except PlanError as e:  # UnsupportedSpecError included
+        assert str(e) and "\n" not in str(e)
+        if supports(spec) is None:
+            assert not isinstance(e, UnsupportedSpecError)
+        else:
+            assert isinstance(e, UnsupportedSpecError) and "not supported yet" in str(e)
+        return
+    assert supports(spec) is None
+    assert check_plan(spec, plan) is plan
+    assert fits_device(spec, plan)
+
+
+# Each bad knob and the words its error must contain.
+BAD_PLANS = [
+    (DSV3, dict(block_n=48), ["block_n", "48"]),
+    (DSV3, dict(stages=7), ["stages", "7", "1..6"]),
+    (DSV3, dict(stages=0), ["stages"]),
+    (DSV3, dict(consumer_wgs=3), ["consumer_wgs", "3"]),
+    (DSV3, dict(block_m=128), ["block_m"]),
+    (DSV3, dict(loader="cp.async"), ["loader"]),
+    (DSV3, dict(parts_per_sm=0), ["parts_per_sm"]),
+    # 576-wide keys: six 64-token stages need ~514 KiB of shared memory
+    (DSV3, dict(stages=6), ["shared memory", "6 KV stages", "232448"]),
+    (DSV3, dict(block_n=128, stages=1), ["shared memory", "128x576"]),
+    # one warpgroup would own all 512 output columns: more than one wgmma can hold
+    (DSV3, dict(consumer_wgs=1), ["consumer_wgs", "512", "256"]),
+    # register budgets setmaxnreg cannot give or that do not hold the accumulators
+    (DSV3, dict(consumer_regs=160), ["consumer_regs", "160"]),
+    (DSV3, dict(producer_regs=24), ["producer_regs"]),
+    (MINICPM3, dict(consumer_wgs=1, block_n=128), ["registers", "consumer_regs", "256"]),
+]
+
+
+@pytest.mark.parametrize("spec,knobs,words", BAD_PLANS, ids=[json.dumps(k) for _, k, _ in BAD_PLANS])
+def test_invalid_knobs_raise_plan_error_naming_the_limit(spec, knobs, words):
+    with pytest.raises(PlanError) as info:
+        plan_for(spec, **knobs)
+    message = str(info.value)
+    assert not isinstance(info.value, UnsupportedSpecError)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, (word, message)
+    # check_plan gives the same verdict for the same plan
+    with pytest.raises(PlanError):
+        check_plan(spec, dataclasses.replace(KernelPlan(consumer_wgs=2 if spec.d_v % 128 == 0 else 1), **knobs))
+
+
+def test_register_file_limit_of_the_device():
+    small = DeviceFacts(name="half-register GPU", sm_count=66, regs_per_sm=32768)
+    with pytest.raises(PlanError, match="register file") as info:
+        check_plan(DSV3, plan_for(DSV3), small)
+    assert "half-register GPU" in str(info.value)
+
+
+def test_shared_memory_limit_of_the_device():
+    small = DeviceFacts(name="small-smem GPU", sm_count=132, smem_per_block=100 * 1024)
+    with pytest.raises(PlanError, match="shared memory") as info:
+        plan_for(DSV3, small)
+    assert "small-smem GPU" in str(info.value) and "stages" in str(info.value)
+    # a narrower spec still fits, with a shallower pipeline than on an H100
+    plan = plan_for(MINICPM3, small)
+    assert smem_bytes(MINICPM3, plan) <= small.smem_per_block
+    assert plan.stages < plan_for(MINICPM3).stages
+
+
+def test_pinned_knobs_are_kept():
+    plan = plan_for(MINICPM3, block_n=32, stages=3, consumer_wgs=1, parts_per_sm=2)
+    assert (plan.block_n, plan.stages, plan.consumer_wgs, plan.parts_per_sm) == (32, 3, 1, 2)
+    # without stages the deepest pipeline that fits is chosen for the pinned tile
+    deep = plan_for(MINICPM3, block_n=32)
+    assert deep.block_n == 32 and deep.stages >= plan_for(MINICPM3).stages
+    with pytest.raises(PlanError):
+        plan_for(MINICPM3, block_n=32, stages=deep.stages + 3)
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_search_space_plans_all_pass_and_include_the_heuristic(name):
+    spec = SPEC_FILES[name]
+    space = search_space(spec)
+    assert space and len(set(space)) == len(space)
+    for plan in space:
+        assert check_plan(spec, plan) is plan
+        assert fits_device(spec, plan)
+    assert plan_for(spec) in space
+
+
+def test_search_space_differs_across_specs():
+    dsv3, mini = set(search_space(DSV3)), set(search_space(MINICPM3))
+    # 512-wide values need two warpgroups; 256-wide values fit one
+    assert {p.consumer_wgs for p in dsv3} == {2}
+    assert {p.consumer_wgs for p in mini} == {1, 2}
+    # narrower keys admit every plan of the wider ones, and deeper pipelines
+    assert dsv3 < mini
+    assert max(p.stages for p in mini) > max(p.stages for p in dsv3)
+    # the whole space is bounded by shared memory: no 576-wide plan has more than 2 stages of 64 tokens
+    assert max(p.stages for p in dsv3 if p.block_n == 64) == 2
+    assert all(p.block_n != 128 for p in dsv3)
+    # the page size and head count do not change the plans of a 576-wide spec
+    assert set(search_space(SPEC_FILES["deepseek_v3_page1.py"])) == dsv3
+    assert set(search_space(SPEC_FILES["deepseek_v2_lite.py"])) == dsv3
+
+
+def test_plan_key_excludes_runtime_knobs():
+    assert RUNTIME_KNOBS == ("parts_per_sm",)
+    a, b = KernelPlan(), KernelPlan(parts_per_sm=4)
+    assert a != b
+    assert a.key == b.key and a.short_hash == b.short_hash
+    assert a.compile_dict() == b.compile_dict()
+    assert "parts_per_sm" not in a.compile_dict() and "parts_per_sm" not in a.key
+    assert set(a.compile_dict()) == {f.name for f in dataclasses.fields(KernelPlan)} - {"parts_per_sm"}
+    # every compile-time knob is in the key
+    for change in (dict(block_n=32), dict(stages=3), dict(consumer_wgs=1), dict(producer_regs=24, consumer_regs=240),
+                   dict(split_kv=False), dict(block_m=128), dict(loader="x")):
+        assert dataclasses.replace(a, **change).key != a.key, change
+    assert json.loads(a.key) == a.compile_dict()
+
+
+def test_plan_round_trip_and_tag():
+    plan = plan_for(MINICPM3, parts_per_sm=3)
+    assert KernelPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert plan.tag == f"n{plan.block_n}s{plan.stages}w{plan.consumer_wgs}"
+    assert dataclasses.replace(plan, split_kv=False).tag.endswith("-nosplit")
+    assert plan.threads == 128 * (1 + plan.consumer_wgs)
