@@ -286,9 +286,13 @@ def flashmla_reference(path: Path | None = None) -> dict:
 
 
 def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = False, rep_ms: float = 200,
-             graphs: bool = True, log=print, plan_overrides: dict | None = None):
-    """Measure the ceilings, then every cell (dicts of h_q, s_q, s_k and optional batch, page, dtype, max_q);
-    ``plan_overrides`` pins plan knobs (``plan_for(spec, **plan_overrides)``)."""
+             graphs: bool = True, log=print, plan_overrides: dict | None = None, spec=None, tuned: bool = False):
+    """Measure the ceilings, then every cell (dicts of h_q, s_q, s_k and optional batch, page, dtype, max_q).
+
+    ``plan_overrides`` pins plan knobs (``plan_for(spec, **plan_overrides)``). ``spec`` benchmarks that
+    spec instead of the grid's (cells whose head count or s_q it cannot serve are skipped). ``tuned``
+    adds, where ``mlagen tune`` measured the spec on this GPU, the tuned kernel beside the heuristic one.
+    """
     import mlagen.jit
     from mlagen.plan import plan_for
 
@@ -296,13 +300,31 @@ def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = Fal
     log(f"ceilings: copy {ceilings.copy_gbps} GB/s (read+write), bf16 matmul {ceilings.matmul_tflops} TFLOP/s")
     reference = flashmla_reference()
     results = []
+    fixed_spec = spec
     for cell in cells_spec:
-        spec = grid_spec(cell["h_q"], cell["s_q"], page=cell.get("page", 64), dtype=cell.get("dtype", "bf16"),
-                         max_q=cell.get("max_q"))
+        if fixed_spec is not None:
+            if cell["h_q"] != fixed_spec.q_heads or cell["s_q"] > fixed_spec.max_q:
+                continue
+            spec = fixed_spec
+        else:
+            spec = grid_spec(cell["h_q"], cell["s_q"], page=cell.get("page", 64), dtype=cell.get("dtype", "bf16"),
+                             max_q=cell.get("max_q"))
         kernel = mlagen.jit.compile(spec, plan_for(spec, **(plan_overrides or {})))
         b = cell.get("batch", batch)
-        for res in run_cell(kernel, spec, b, cell["s_q"], cell["s_k"], ceilings, with_torch=with_torch,
-                            rep_ms=rep_ms, graphs=graphs):
+        cells = run_cell(kernel, spec, b, cell["s_q"], cell["s_k"], ceilings, with_torch=with_torch,
+                         rep_ms=rep_ms, graphs=graphs)
+        if tuned:
+            from mlagen.dispatch import load_table
+            from mlagen.tune import compare_tuned
+
+            if load_table(spec, kernel.device_facts).tuned:
+                res = compare_tuned(spec, batch=b, s_q=cell["s_q"], seqlen=cell["s_k"], ceilings=ceilings,
+                                    rep_ms=rep_ms)
+                cells.insert(1, BenchCell(**{k: v for k, v in res["tuned"].items()
+                                             if k in BenchCell.__dataclass_fields__}))
+                log(f"tuned plan {res['tuned_plan']} ({res['source']}) vs heuristic {res['heuristic_plan']}: "
+                    f"speedup {res['speedup']}")
+        for res in cells:
             if b == 128 and spec.page == 64 and spec.dtype == "bf16" and res.kind == "mlagen":
                 res.flashmla_ratio = reference.get((res.h_q, res.s_q, res.s_k))
             results.append(res)
@@ -381,6 +403,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plan", action="append", default=[], metavar="KNOB=VALUE",
                    help="pin a plan knob for every kernel, e.g. --plan schedule=seesaw (repeatable)")
     p.add_argument("--name", default=None, help="results file stem (default: the grid name)")
+    p.add_argument("--spec", default=None, help="benchmark this spec file instead of the grid's specs")
+    p.add_argument("--tuned", action="store_true", help="also time the tuned kernel where 'mlagen tune' ran")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -405,10 +429,16 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise CLIError(f"--plan {item!r}: expected KNOB=VALUE")
         overrides[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
+    spec = None
+    if args.spec:
+        from mlagen.spec import load_spec
+
+        spec = load_spec(args.spec)
     everything = {}
     for name in names:
         ceilings, cells = run_grid(GRIDS[name](), batch=args.batch, with_torch=args.torch, rep_ms=args.rep_ms,
-                                   graphs=not args.no_graphs, log=log, plan_overrides=overrides)
+                                   graphs=not args.no_graphs, log=log, plan_overrides=overrides, spec=spec,
+                                   tuned=args.tuned)
         meta = gpu_meta(command)
         stem = f"{args.name}-{name}" if args.name else name
         paths = save(Path(args.out), stem, ceilings, cells, meta)

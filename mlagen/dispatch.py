@@ -100,6 +100,11 @@ def nearest_bucket(bucket: Bucket, available) -> Bucket | None:
     return best
 
 
+# the fraction a tuned plan must beat the heuristic plan by, in its bucket, to replace it:
+# repeated timings of one kernel differ by about this much
+MIN_GAIN = 0.02
+
+
 class DispatchTable:
     """Bucket -> plan for one spec on one GPU: the tuned winners, nearest-bucket fallback, heuristic fallback."""
 
@@ -188,7 +193,13 @@ def load_table(spec, device_facts, db: str | Path | None = None) -> DispatchTabl
     times: dict[Bucket, float] = {}
     try:
         with TuneDB(path, readonly=True) as dbh:
-            for bucket, m in dbh.best(tune_key(spec, device_facts)).items():
+            key = tune_key(spec, device_facts)
+            heuristic_rows = {m.bucket: m for m in dbh.measurements(key) if m.ok and m.is_heuristic}
+            for bucket, m in dbh.best(key).items():
+                # a winner within timing noise of the heuristic plan is not a win: keep the heuristic
+                base = heuristic_rows.get(bucket)
+                if base is not None and m.median_ms > base.median_ms * (1.0 - MIN_GAIN):
+                    m = base
                 try:
                     plan = check_plan(spec, KernelPlan.from_dict(m.plan), device_facts)
                 except (PlanError, TypeError, ValueError):

@@ -297,8 +297,14 @@ def compile(
     *,
     device=None,
     cache_dir: Path | str | None = None,
+    tuned: bool = True,
 ):
-    """Build (or find) and load the decode kernel for ``spec``; returns an :class:`~mlagen.runtime.MLADecodeKernel`.
+    """Build (or find) and load the decode kernel for ``spec``.
+
+    With an explicit ``plan``: an :class:`~mlagen.runtime.MLADecodeKernel` for it.
+    Without one: when ``mlagen tune`` has measured this spec on this GPU (with this
+    toolchain) and ``tuned`` is true, a :class:`~mlagen.dispatch.TunedKernel` that picks
+    the measured-best plan per call by shape bucket; otherwise the planner's heuristic plan.
 
     Cold: renders, compiles for sm_90a and stores the object in the cache.
     Warm: loads it from disk. A repeated call in the same process is a dict lookup.
@@ -307,10 +313,17 @@ def compile(
     from mlagen.runtime import MLADecodeKernel
 
     facts = current_device_facts(device)
-    memo_key = (spec, plan, facts, str(cache_dir))
+    memo_key = (spec, plan, facts, str(cache_dir), tuned)
     kernel = _kernels.get(memo_key)
+    if kernel is not None:
+        return kernel
+    if plan is None and tuned:
+        from mlagen.dispatch import TunedKernel, load_table
+
+        if load_table(spec, facts).tuned:
+            kernel = TunedKernel(spec, device=device, cache_dir=cache_dir, device_facts=facts)
     if kernel is None:
         result = build(spec, plan, device=facts, cache_dir=cache_dir)
         kernel = MLADecodeKernel(result, load(result), facts)
-        _kernels[memo_key] = kernel
+    _kernels[memo_key] = kernel
     return kernel
