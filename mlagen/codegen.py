@@ -71,8 +71,8 @@ class RenderedKernel:
 
     @property
     def module_name(self) -> str:
-        """Readable file stem: spec name + plan tag."""
-        return f"{self.spec.name}__{self.plan.tag}"
+        """Readable file stem (a Python identifier): spec name + plan tag."""
+        return f"{self.spec.name}__{self.plan.tag}".replace("-", "_")
 
     @property
     def source_hash(self) -> str:

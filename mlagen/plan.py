@@ -268,6 +268,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
             pass
     wgs = overrides.pop("consumer_wgs", 2 if spec.d_v % 128 == 0 else 1)
     if overrides.get("schedule") == "seesaw":
+        # its only shape: two 64-token buffers shared by two warpgroups
+        overrides.setdefault("stages", 2)
         overrides.setdefault("producer_regs", 24)
         overrides.setdefault("consumer_regs", 240)
     base = KernelPlan(consumer_wgs=wgs, **{k: v for k, v in overrides.items() if k != "stages"})

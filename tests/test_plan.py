@@ -63,11 +63,28 @@ def test_spec_file_plan_fits_the_device(name):
 
 
 def test_deepseek_v3_plan():
+    # 128 heads: the seesaw schedule (two warpgroups taking turns over two 64-token buffers)
     plan = plan_for(DSV3)
-    # 576-wide keys: Q (72 KiB) + 2 stages of 64 tokens (144 KiB) + P fill the 227 KiB of a CTA
-    assert (plan.block_n, plan.stages, plan.consumer_wgs) == (64, 2, 2)
+    assert (plan.block_n, plan.stages, plan.consumer_wgs, plan.schedule) == (64, 2, 2, "seesaw")
+    assert (plan.producer_regs, plan.consumer_regs) == (24, 240)
+    # Q (72 KiB) + 2 buffers of 64 tokens (144 KiB) + A's P tile fill the 227 KiB of a CTA
     assert smem_bytes(DSV3, plan) == 231424
-    assert consumer_registers(DSV3, plan) == 64 * 256 // 128 + 64 * 32 // 128 + 64
+    # O (64 x 256 fp32) + a whole tile of S (fp32) and of P (bf16) + overhead
+    assert consumer_registers(DSV3, plan) == 64 * 256 // 128 + 64 * 64 // 128 + 64 * 64 // 256 + 64
+    split = plan_for(DSV3, schedule="split")
+    assert (split.stages, split.consumer_regs) == (2, 232)
+    assert smem_bytes(DSV3, split) == 231424
+    assert consumer_registers(DSV3, split) == 64 * 256 // 128 + 64 * 32 // 128 + 64
+
+
+def test_seesaw_needs_a_spare_chunk_and_two_warpgroups():
+    # no RoPE part: no chunk of the KV buffer is free to carry P, so the heuristic falls back to split
+    no_rope = MLASpec(q_heads=128, latent=512, rope=0)
+    assert plan_for(no_rope).schedule == "split"
+    with pytest.raises(PlanError, match="RoPE chunk"):
+        plan_for(no_rope, schedule="seesaw")
+    # few rows per KV head: the split schedule
+    assert plan_for(MLASpec(q_heads=16)).schedule == "split"
 
 
 def test_narrower_keys_get_a_deeper_pipeline():
@@ -131,7 +148,7 @@ BAD_PLANS = [
     (DSV3, dict(consumer_wgs=1), ["consumer_wgs", "512", "256"]),
     # register budgets setmaxnreg cannot give or that do not hold the accumulators
     (DSV3, dict(consumer_regs=160), ["consumer_regs", "160"]),
-    (DSV3, dict(producer_regs=24), ["producer_regs"]),
+    (DSV3, dict(producer_regs=24, schedule="split"), ["producer_regs"]),
     (MINICPM3, dict(consumer_wgs=1, block_n=128), ["registers", "consumer_regs", "256"]),
 ]
 
@@ -224,5 +241,6 @@ def test_plan_round_trip_and_tag():
     plan = plan_for(MINICPM3, parts_per_sm=3)
     assert KernelPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
     assert plan.tag == f"n{plan.block_n}s{plan.stages}w{plan.consumer_wgs}"
+    assert dataclasses.replace(plan, schedule="seesaw").tag.endswith("-seesaw")
     assert dataclasses.replace(plan, split_kv=False).tag.endswith("-nosplit")
     assert plan.threads == 128 * (1 + plan.consumer_wgs)
