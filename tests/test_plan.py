@@ -63,8 +63,9 @@ def test_spec_file_plan_fits_the_device(name):
 
 
 def test_deepseek_v3_plan():
-    # 128 heads: the seesaw schedule (two warpgroups taking turns over two 64-token buffers)
-    plan = plan_for(DSV3)
+    # the seesaw schedule (two warpgroups taking turns over two 64-token buffers) is opt-in
+    assert plan_for(DSV3).schedule == "split"
+    plan = plan_for(DSV3, schedule="seesaw")
     assert (plan.block_n, plan.stages, plan.consumer_wgs, plan.schedule) == (64, 2, 2, "seesaw")
     assert (plan.producer_regs, plan.consumer_regs) == (24, 240)
     # Q (72 KiB) + 2 buffers of 64 tokens (144 KiB) + A's P tile fill the 227 KiB of a CTA
@@ -78,13 +79,12 @@ def test_deepseek_v3_plan():
 
 
 def test_seesaw_needs_a_spare_chunk_and_two_warpgroups():
-    # no RoPE part: no chunk of the KV buffer is free to carry P, so the heuristic falls back to split
+    # no RoPE part: no chunk of the KV buffer is free to carry P
     no_rope = MLASpec(q_heads=128, latent=512, rope=0)
-    assert plan_for(no_rope).schedule == "split"
     with pytest.raises(PlanError, match="RoPE chunk"):
         plan_for(no_rope, schedule="seesaw")
-    # few rows per KV head: the split schedule
-    assert plan_for(MLASpec(q_heads=16)).schedule == "split"
+    with pytest.raises(PlanError, match="consumer_wgs=2"):
+        plan_for(MLASpec(q_heads=16, latent=64, rope=16), schedule="seesaw")
 
 
 def test_narrower_keys_get_a_deeper_pipeline():
