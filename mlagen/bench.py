@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -346,11 +347,14 @@ def gpu_meta(command: str) -> dict:
     import torch
 
     props = torch.cuda.get_device_properties(0)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    # a GPU host may get the working tree without .git: MLAGEN_COMMIT names the commit then
+    commit = os.environ.get("MLAGEN_COMMIT", "")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                    timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
     return {"gpu": props.name, "sm_count": props.multi_processor_count, "torch": torch.__version__,
             "command": command, "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
