@@ -217,6 +217,24 @@ def torch_decode(q, cache, bt, lens_list, spec):
     return torch.stack(outs)
 
 
+def capture_calls(kernel, inputs, outs, workspace) -> list:
+    """One CUDA graph per input set, each replaying a whole call (warmed up on a side stream first)."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    graphs = []
+    for (q, cache, bt, lens), (out, lse) in zip(inputs, outs):
+        with torch.cuda.stream(side):
+            kernel(q, cache, bt, lens, out=out, lse=lse, workspace=workspace, validate=False)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=side):
+            kernel(q, cache, bt, lens, out=out, lse=lse, workspace=workspace, validate=False)
+        graphs.append(graph)
+    torch.cuda.current_stream().wait_stream(side)
+    return graphs
+
+
 def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *, with_torch: bool = False,
              rep_ms: float = 200, graphs: bool = True) -> list[BenchCell]:
     import torch
@@ -244,18 +262,7 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
     call_ms = statistics.median(time_fn(call, setup=rotate, rep_ms=rep_ms))
     graph_ms, runs = None, []
     if graphs:
-        ws = kernel.workspace(batch, s_q, "cuda")
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        captured = []
-        for (q, c, bt, ln), (o, lse) in zip(inputs, outs):
-            with torch.cuda.stream(side):
-                kernel(q, c, bt, ln, out=o, lse=lse, workspace=ws, validate=False)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=side):
-                kernel(q, c, bt, ln, out=o, lse=lse, workspace=ws, validate=False)
-            captured.append(graph)
-        torch.cuda.current_stream().wait_stream(side)
+        captured = capture_calls(kernel, inputs, outs, kernel.workspace(batch, s_q, "cuda"))
         runs = time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)
         graph_ms = statistics.median(runs)
     ms = graph_ms if graph_ms is not None else call_ms

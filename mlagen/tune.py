@@ -260,8 +260,7 @@ class CudaTimer:
                              context=f"correctness check of {plan_label(plan)}: {p.describe()}")
 
     def time(self, spec: MLASpec, plan: KernelPlan, bucket: Bucket) -> list[float]:
-        import torch
-
+        from mlagen import bench
         from mlagen.bench import time_fn
 
         kernel = self.kernel(spec, plan)
@@ -281,18 +280,7 @@ class CudaTimer:
         self.last_extra = {"call_ms": round(statistics.median(call_times), 5), "timing": "call"}
         if not self.graphs:
             return call_times
-        ws = kernel.workspace(bucket.batch, bucket.s_q, "cuda")
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        captured = []
-        for (q, cache, bt, lens), (out, lse) in zip(inputs, outs):
-            with torch.cuda.stream(side):
-                kernel(q, cache, bt, lens, out=out, lse=lse, workspace=ws, validate=False)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=side):
-                kernel(q, cache, bt, lens, out=out, lse=lse, workspace=ws, validate=False)
-            captured.append(graph)
-        torch.cuda.current_stream().wait_stream(side)
+        captured = bench.capture_calls(kernel, inputs, outs, kernel.workspace(bucket.batch, bucket.s_q, "cuda"))
         times = time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=self.rep_ms,
                         warmup_ms=self.warmup_ms)
         captured.clear()  # frees the graphs' memory pools
