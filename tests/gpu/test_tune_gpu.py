@@ -16,7 +16,7 @@ import torch
 
 from mlagen.bench import Ceilings
 from mlagen.device import current_device_facts
-from mlagen.dispatch import Bucket, TunedKernel, bucket_of, clear_cache
+from mlagen.dispatch import MIN_GAIN, Bucket, TunedKernel, bucket_of, clear_cache
 from mlagen.plan import KernelPlan, plan_for
 from mlagen.spec import MLASpec
 from mlagen.testing import assert_close_mla, make_problem
@@ -73,6 +73,9 @@ def test_tuned_kernel_matches_the_reference(tuned_db):
     path, report, _ = tuned_db
     (summary,) = report.summaries()
     best = KernelPlan.from_dict(summary.best.plan)
+    # dispatch keeps the heuristic plan unless the winner beats it by more than timing noise
+    if summary.heuristic is not None and summary.best.median_ms > summary.heuristic.median_ms * (1 - MIN_GAIN):
+        best = KernelPlan.from_dict(summary.heuristic.plan)
     clear_cache()
     kernel = TunedKernel(SPEC, db=path)
     assert kernel.table.tuned[BUCKET] == best
