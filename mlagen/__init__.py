@@ -41,12 +41,15 @@ _EXPORTS = {
     "MultiHeadLatentAttention": "mlagen.nn",
     "PagedLatentCache": "mlagen.nn",
     "export_c_library": "mlagen.export",
+    "quantize_cache": "mlagen.fp8_cache",
+    "dequantize_cache": "mlagen.fp8_cache",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from mlagen.costs import GPU, H100, H200, decode_cost
+    from mlagen.fp8_cache import dequantize_cache, quantize_cache
     from mlagen.jit import build, compile
     from mlagen.plan import KernelPlan, PlanError, plan_for
     from mlagen.runtime import MLADecodeKernel, MLAInputError

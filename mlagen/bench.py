@@ -27,9 +27,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mlagen.spec import FP8_CACHE
+
 __all__ = [
     "GRIDS",
     "BenchCell",
+    "cell_spec",
     "Ceilings",
     "grid_spec",
     "measure_ceilings",
@@ -64,21 +67,35 @@ def _grid_mtp4():
     return [dict(h_q=h, s_q=4, s_k=s_k, max_q=4) for h in (128, 64, 16) for s_k in (4096, 16384)]
 
 
+def _grid_fp8():
+    """The default grid over an fp8_e4m3 cache (656 B/token), each cell after its bf16-cache twin."""
+    return [dict(cell, cache=cache) for cell in _grid_default() for cache in ("bf16", "fp8_e4m3")]
+
+
 GRIDS = {
     "default": _grid_default,
     "pages": _grid_pages,
     "dtypes": _grid_dtypes,
     "long": _grid_long,
     "mtp4": _grid_mtp4,
+    "fp8": _grid_fp8,
 }
 
 
-def grid_spec(h_q: int, s_q: int, *, page: int = 64, dtype: str = "bf16", max_q: int | None = None):
+def grid_spec(h_q: int, s_q: int, *, page: int = 64, dtype: str = "bf16", max_q: int | None = None,
+              cache: str | None = None):
     """The spec benchmarked for a grid cell: FlashMLA's shape (576/512, causal); one kernel per head
-    count, page and dtype serves s_q = 1 and 2."""
-    from mlagen.spec import MLASpec
+    count, page, dtype and cache type serves s_q = 1 and 2."""
+    from mlagen.spec import FP8_CACHE, MLASpec
 
-    return MLASpec(q_heads=h_q, max_q=max_q or max(2, s_q), causal=True, page=page, dtype=dtype)
+    return MLASpec(q_heads=h_q, max_q=max_q or max(2, s_q), causal=True, page=page, dtype=dtype,
+                   cache_dtype=cache if cache == FP8_CACHE else None)
+
+
+def cell_spec(cell: dict):
+    """The spec of one grid cell (a dict of h_q, s_q and optional page, dtype, max_q, cache)."""
+    return grid_spec(cell["h_q"], cell["s_q"], page=cell.get("page", 64), dtype=cell.get("dtype", "bf16"),
+                     max_q=cell.get("max_q"), cache=cell.get("cache"))
 
 
 @dataclass
@@ -107,6 +124,8 @@ class BenchCell:
     ratio: float
     flashmla_ratio: float | None = None
     runs_ms: list[float] = field(default_factory=list)
+    cache_dtype: str = ""              # the KV cache's type (fp8_e4m3 or the query dtype)
+    speedup_vs_16bit: float | None = None  # fp8 cells: time of the 16-bit-cache twin cell / this time
 
 
 def time_fn(fn, *, warmup_ms: float = 20, rep_ms: float = 200, setup=None) -> list[float]:
@@ -187,6 +206,8 @@ def make_inputs(spec, batch: int, s_q: int, lens: list[int], sets: int, seed: in
         q = (torch.randn(batch, s_q, spec.q_heads, spec.d_qk, generator=g, device="cuda") * 0.1).clamp(-1, 1).to(dtype)
         cache = torch.empty(num_pages, spec.page, spec.kv_heads, spec.d_qk, device="cuda", dtype=dtype)
         cache.normal_(0, 0.1, generator=g).clamp_(-1, 1)
+        if spec.cache_dtype == FP8_CACHE:
+            cache = _quantized(cache, spec)
         perm = torch.randperm(num_pages, generator=g, device="cuda").to(torch.int32)
         bt = torch.zeros(batch, width, dtype=torch.int32, device="cuda")
         starts = [0]
@@ -196,6 +217,21 @@ def make_inputs(spec, batch: int, s_q: int, lens: list[int], sets: int, seed: in
             bt[i, :n] = perm[starts[i]: starts[i] + n]
         out.append((q, cache, bt, torch.tensor(lens, dtype=torch.int32, device="cuda")))
     return out
+
+
+def _quantized(cache, spec, pages_per_chunk: int = 4096):
+    """Packed fp8 rows of a 16-bit cache, a few thousand pages at a time (bounded temporaries)."""
+    import torch
+
+    from mlagen.fp8_cache import quantize_cache
+
+    row = spec.cache_bytes_per_token // spec.kv_heads
+    packed = torch.empty(cache.shape[0], spec.page, spec.kv_heads, row, dtype=torch.uint8, device=cache.device)
+    for lo in range(0, cache.shape[0], pages_per_chunk):
+        hi = min(lo + pages_per_chunk, cache.shape[0])
+        packed[lo:hi] = quantize_cache(cache[lo:hi], spec.latent).view(torch.uint8)
+    del cache
+    return packed
 
 
 def torch_decode(q, cache, bt, lens_list, spec):
@@ -267,12 +303,13 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
         graph_ms = statistics.median(runs)
     ms = graph_ms if graph_ms is not None else call_ms
     common = dict(spec_key=spec.key, h_q=spec.q_heads, s_q=s_q, s_k=s_k, batch=batch, page=spec.page,
-                  dtype=spec.dtype, mean_len=round(sum(lens) / batch, 1), floor_ms=round(floor_ms, 4))
+                  dtype=spec.dtype, mean_len=round(sum(lens) / batch, 1), floor_ms=round(floor_ms, 4),
+                  cache_dtype=spec.cache_dtype)
     cells = [BenchCell(kind="mlagen", plan=kernel.plan.tag, graph_ms=None if graph_ms is None else round(graph_ms, 4),
                        call_ms=round(call_ms, 4), gbps=round(nbytes / (ms * 1e-3) / 1e9, 1),
                        tflops=round(flops / (ms * 1e-3) / 1e12, 1), ratio=round(floor_ms / ms, 3),
                        runs_ms=[round(t, 4) for t in runs[:100]], **common)]
-    if with_torch:
+    if with_torch and spec.cache_dtype != FP8_CACHE:
         q, c, bt, ln = inputs[0]
         tms = statistics.median(time_fn(lambda: torch_decode(q, c, bt, lens, spec), rep_ms=rep_ms, warmup_ms=5))
         cells.append(BenchCell(kind="torch", plan="", graph_ms=None, call_ms=round(tms, 4),
@@ -315,8 +352,7 @@ def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = Fal
                 continue
             spec = fixed_spec
         else:
-            spec = grid_spec(cell["h_q"], cell["s_q"], page=cell.get("page", 64), dtype=cell.get("dtype", "bf16"),
-                             max_q=cell.get("max_q"))
+            spec = cell_spec(cell)
         kernel = mlagen.jit.compile(spec, plan_for(spec, **(plan_overrides or {})))
         b = cell.get("batch", batch)
         cells = run_cell(kernel, spec, b, cell["s_q"], cell["s_k"], ceilings, with_torch=with_torch,
@@ -333,17 +369,38 @@ def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = Fal
                 log(f"tuned plan {res['tuned_plan']} ({res['source']}) vs heuristic {res['heuristic_plan']}: "
                     f"speedup {res['speedup']}")
         for res in cells:
-            if b == 128 and spec.page == 64 and spec.dtype == "bf16" and res.kind == "mlagen":
+            if (b == 128 and spec.page == 64 and spec.dtype == "bf16" and spec.cache_dtype == "bf16"
+                    and res.kind == "mlagen"):
                 res.flashmla_ratio = reference.get((res.h_q, res.s_q, res.s_k))
+            if res.kind == "mlagen" and res.cache_dtype == FP8_CACHE:
+                twin = _twin_16bit(results, res)
+                if twin is not None:
+                    res.speedup_vs_16bit = round(_time(twin) / _time(res), 3)
             results.append(res)
             log(format_cell(res))
     return ceilings, results
 
 
+def _time(c: BenchCell) -> float:
+    return c.graph_ms if c.graph_ms is not None else c.call_ms
+
+
+def _twin_16bit(results: list[BenchCell], cell: BenchCell) -> BenchCell | None:
+    """The 16-bit-cache cell of the same shape measured earlier in this run, if any."""
+    for r in results:
+        if (r.kind == "mlagen" and r.cache_dtype == r.dtype and (r.h_q, r.s_q, r.s_k, r.batch, r.page, r.dtype)
+                == (cell.h_q, cell.s_q, cell.s_k, cell.batch, cell.page, cell.dtype)):
+            return r
+    return None
+
+
 def format_cell(c: BenchCell) -> str:
     graph = f"{c.graph_ms:8.4f}" if c.graph_ms is not None else "       -"
     ref = f" FlashMLA {c.flashmla_ratio:.2f}" if c.flashmla_ratio is not None else ""
-    return (f"{c.kind:6s} h={c.h_q:3d} s_q={c.s_q} s_k={c.s_k:6d} b={c.batch:3d} p={c.page:3d} {c.dtype} "
+    if c.speedup_vs_16bit is not None:
+        ref += f" x{c.speedup_vs_16bit:.2f} vs 16-bit cache"
+    cache = " fp8" if c.cache_dtype and c.cache_dtype != c.dtype else ""
+    return (f"{c.kind:6s} h={c.h_q:3d} s_q={c.s_q} s_k={c.s_k:6d} b={c.batch:3d} p={c.page:3d} {c.dtype}{cache} "
             f"graph {graph} ms call {c.call_ms:8.4f} ms {c.gbps:7.1f} GB/s {c.tflops:6.1f} TFLOP/s "
             f"floor {c.floor_ms:.4f} ms ratio {c.ratio:.3f}{ref}")
 
@@ -383,7 +440,8 @@ def save(out_dir: Path, name: str, ceilings: Ceilings, cells: list[BenchCell], m
         return written
     ours = [c for c in cells if c.kind == "mlagen"]
     labels = [f"h{c.h_q} q{c.s_q} {c.s_k // 1024}k" + (f" b{c.batch}" if c.batch != 128 else "")
-              + (f" p{c.page}" if c.page != 64 else "") + (f" {c.dtype}" if c.dtype != "bf16" else "") for c in ours]
+              + (f" p{c.page}" if c.page != 64 else "") + (f" {c.dtype}" if c.dtype != "bf16" else "")
+              + (" fp8" if c.cache_dtype and c.cache_dtype != c.dtype else "") for c in ours]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(ours)), 4))
     x = range(len(ours))
     ax.bar([i - 0.2 for i in x], [c.ratio for c in ours], width=0.4, label="mlagen")

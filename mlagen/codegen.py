@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from mlagen.plan import KernelPlan, padded_dqk
-from mlagen.spec import MLASpec
+from mlagen.plan import KernelPlan, padded_dqk, raw_rows
+from mlagen.spec import FP8_CACHE, MLASpec
 
 __all__ = ["RenderedKernel", "render", "template_dir", "template_hash", "write_generated"]
 
@@ -89,6 +89,10 @@ def _constants(spec: MLASpec, plan: KernelPlan) -> dict:
         "v_chunk0": spec.rope // 64 if spec.rope_at == "head" else 0,
         "box_rows": min(spec.page, plan.block_n),
         "loads_per_tile": plan.block_n // min(spec.page, plan.block_n),
+        "fp8": spec.cache_dtype == FP8_CACHE,
+        "row_bytes": spec.cache_bytes_per_token // spec.kv_heads,
+        "raw_rows": raw_rows(plan),
+        "raw_box_rows": min(spec.page, raw_rows(plan)),
     }
 
 

@@ -22,6 +22,9 @@ A plan fixes every compile-time knob of the generated decode kernel:
   that one warpgroup's softmax overlaps the other's MMAs; P is passed
   through the RoPE chunk of the tile's own buffer, and each buffer is
   released in two halves so the next tiles start loading early.
+* ``raw_stages`` (fp8_e4m3 caches only): depth of the TMA pipeline of packed
+  fp8 token rows (32-token stages). The MMA warpgroups dequantize each tile
+  from it into the ``stages`` bf16/fp16 KV buffer(s) and run the MMAs there.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -87,6 +90,7 @@ class KernelPlan:
     consumer_regs: int = 232
     loader: str = "tma"
     schedule: str = "split"
+    raw_stages: int = 0
     split_kv: bool = True
     parts_per_sm: int = 1
 
@@ -99,7 +103,8 @@ class KernelPlan:
         """Short readable plan name used in file names, e.g. ``n64s2w2``."""
         split = "" if self.split_kv else "-nosplit"
         sched = "-seesaw" if self.schedule == "seesaw" else ""
-        return f"n{self.block_n}s{self.stages}w{self.consumer_wgs}{sched}{split}"
+        raw = f"r{self.raw_stages}" if self.raw_stages else ""
+        return f"n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{sched}{split}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -134,10 +139,12 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     # mbarriers, work split and scan scratch, per-row exchange arrays (seesaw: four barrier
     # pairs, and the max and scale of both tiles)
     rows = plan.block_m * 4
+    raw_bars = plan.raw_stages * 2 * 8
     if plan.schedule == "seesaw":
         small = 4 * 2 * 8 + 32 + 56 + plan.consumer_wgs * rows + 4 * rows
     else:
         small = plan.stages * 2 * 8 + 32 + 56 + 2 * plan.consumer_wgs * rows
+    small += raw_bars
     total = -(-small // _SMEM_ALIGN) * _SMEM_ALIGN
     # the split schedule's P tile; the seesaw passes P through each buffer's RoPE chunk and keeps
     # one tile for warpgroup A's own, unscaled P
@@ -146,9 +153,22 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
         plan.block_m * d_pad * elem,                 # Q tile
         plan.stages * plan.block_n * d_pad * elem,   # KV tiles
         p_tile,                                      # P tile
+        raw_stage_bytes(spec, plan) * plan.raw_stages,  # packed fp8 rows
     ):
         total += -(-size // _SMEM_ALIGN) * _SMEM_ALIGN
     return total
+
+
+def raw_rows(plan: KernelPlan) -> int:
+    """Tokens per stage of the packed fp8 row pipeline (half a 64-token tile)."""
+    return min(32, plan.block_n)
+
+
+def raw_stage_bytes(spec: MLASpec, plan: KernelPlan) -> int:
+    """Bytes of one stage of packed fp8 token rows (0 for 16-bit caches)."""
+    if spec.cache_dtype != FP8_CACHE:
+        return 0
+    return raw_rows(plan) * spec.cache_bytes_per_token // spec.kv_heads
 
 
 def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:
@@ -166,7 +186,14 @@ def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:
 def supports(spec: MLASpec) -> str | None:
     """``None`` if the generator produces this spec, else why not (one line)."""
     if spec.cache_dtype == FP8_CACHE:
-        return "cache_dtype 'fp8_e4m3' is not generated yet (FP8 latent cache is planned)"
+        if spec.rope_at != "tail":
+            return "fp8_e4m3 caches keep the RoPE part after the latent (FlashMLA's layout): use rope_at='tail'"
+        row = spec.cache_bytes_per_token // spec.kv_heads
+        if row % 16:
+            return (
+                f"an fp8_e4m3 token row of {row} bytes (latent {spec.latent}, rope {spec.rope}) is not a "
+                "multiple of 16 bytes, which TMA needs"
+            )
     if spec.rope_at == "head" and spec.rope % 64 != 0:
         return "rope_at='head' is generated only when rope is a multiple of 64"
     if spec.latent % 128 != 0 and spec.latent > 256:
@@ -194,6 +221,20 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
         raise PlanError(f"loader = {p.loader!r}: only 'tma' is generated")
     if p.schedule not in ("split", "seesaw"):
         raise PlanError(f"schedule = {p.schedule!r}: must be 'split' or 'seesaw'")
+    if spec.cache_dtype == FP8_CACHE:
+        if p.schedule != "split":
+            raise PlanError(f"schedule = {p.schedule!r}: fp8_e4m3 caches are generated for the 'split' schedule only")
+        if p.stages != 1:
+            raise PlanError(
+                f"stages = {p.stages}: an fp8_e4m3 cache is dequantized into one {spec.dtype} KV buffer "
+                "(stages = 1); its TMA pipeline depth is raw_stages"
+            )
+        if not 1 <= p.raw_stages <= 6:
+            raise PlanError(f"raw_stages = {p.raw_stages}: must be in 1..6 for an fp8_e4m3 cache")
+        if p.block_n not in (32, 64):
+            raise PlanError(f"block_n = {p.block_n}: fp8_e4m3 caches take 32 or 64")
+    elif p.raw_stages:
+        raise PlanError(f"raw_stages = {p.raw_stages}: only fp8_e4m3 caches have a packed-row pipeline (use 0)")
     if p.schedule == "seesaw":
         if p.consumer_wgs != 2 or p.block_n != 64 or p.stages != 2:
             raise PlanError(
@@ -235,10 +276,11 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
             f"but consumer_regs = {p.consumer_regs}"
         )
     smem = smem_bytes(spec, p)
+    raw = f", {p.raw_stages} fp8 row stages of {raw_stage_bytes(spec, p)} B" if p.raw_stages else ""
     if smem > device.smem_per_block:
         raise PlanError(
             f"shared memory: {smem} bytes (Q {p.block_m}x{padded_dqk(spec)}, {p.stages} KV stages of "
-            f"{p.block_n}x{padded_dqk(spec)}, P) exceed the {device.smem_per_block}-byte limit per CTA "
+            f"{p.block_n}x{padded_dqk(spec)}, P{raw}) exceed the {device.smem_per_block}-byte limit per CTA "
             f"on {device.name}"
         )
     return plan
@@ -262,13 +304,18 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         overrides.setdefault("stages", 2)
         overrides.setdefault("producer_regs", 24)
         overrides.setdefault("consumer_regs", 240)
-    base = KernelPlan(consumer_wgs=wgs, **{k: v for k, v in overrides.items() if k != "stages"})
-    if "stages" in overrides:
-        return check_plan(spec, dataclasses.replace(base, stages=overrides["stages"]), device)
+    # the pipeline whose depth is free: the KV tiles, or for fp8 the packed rows (one
+    # dequantized KV buffer)
+    depth = "raw_stages" if spec.cache_dtype == FP8_CACHE else "stages"
+    if depth == "raw_stages":
+        overrides.setdefault("stages", 1)
+    base = KernelPlan(consumer_wgs=wgs, **{k: v for k, v in overrides.items() if k != depth})
+    if depth in overrides:
+        return check_plan(spec, dataclasses.replace(base, **{depth: overrides[depth]}), device)
     best, first_error = None, None
-    for stages in range(1, 5):
+    for n in range(1, 5):
         try:
-            best = check_plan(spec, dataclasses.replace(base, stages=stages), device)
+            best = check_plan(spec, dataclasses.replace(base, **{depth: n}), device)
         except UnsupportedSpecError:
             raise
         except PlanError as e:
@@ -281,14 +328,16 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
 def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPlan]:
     """Every plan the planner accepts for ``spec`` on ``device`` (the autotuner's candidates)."""
     plans = []
+    fp8 = spec.cache_dtype == FP8_CACHE
     for schedule in ("split", "seesaw"):
         for wgs in (1, 2):
             for block_n in (32, 64, 128):
-                for stages in range(1, 7):
+                for depth in range(1, 7):
                     for regs in _REG_SPLITS[wgs]:
                         plan = KernelPlan(
                             block_n=block_n,
-                            stages=stages,
+                            stages=1 if fp8 else depth,
+                            raw_stages=depth if fp8 else 0,
                             consumer_wgs=wgs,
                             producer_regs=regs[0],
                             consumer_regs=regs[1],

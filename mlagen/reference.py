@@ -6,7 +6,10 @@ Tensor conventions (FlashMLA-compatible; the generated kernels use the same):
 - ``q``: ``(batch, s_q, q_heads, d_qk)``, any float dtype here.
 - ``kv_cache``: ``(num_pages, page, kv_heads, d_qk)``. A token row is
   ``[latent | rope]`` with ``rope_at="tail"`` and ``[rope | latent]`` with
-  ``"head"``; the value is the latent part.
+  ``"head"``; the value is the latent part. For an ``fp8_e4m3`` spec the cache
+  may also be the packed rows ``(num_pages, page, kv_heads, row_bytes)`` of
+  :func:`mlagen.quantize_cache`: the reference reads ``fp8 * scale`` exactly,
+  in the compute dtype (as the kernels do before their one rounding to 16 bit).
 - ``block_table``: ``(batch, max_pages_per_seq)`` integer; ``cache_seqlens``:
   ``(batch,)`` integer.
 - ``out``: ``(batch, s_q, q_heads, d_v)``; ``lse``: ``(batch, q_heads, s_q)``,
@@ -27,7 +30,10 @@ from typing import Sequence
 
 import torch
 
-from mlagen.spec import MLASpec
+from mlagen.fp8_cache import dequantize_cache
+from mlagen.spec import FP8_CACHE, MLASpec
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 __all__ = [
     "merge_partials",
@@ -110,7 +116,10 @@ def mla_decode_reference_range(
                     f"but request {b} (length {length}) needs it"
                 )
         index = torch.tensor(pages, dtype=torch.long, device=kv_cache.device)
-        tokens = kv_cache.index_select(0, index).reshape(-1, kv_heads, spec.d_qk)
+        tokens = kv_cache.index_select(0, index)
+        if not tokens.is_floating_point() or tokens.dtype == torch.float8_e4m3fn:
+            tokens = dequantize_cache(tokens, spec.latent, dtype=_DTYPES[spec.dtype], out_dtype=torch.float32)
+        tokens = tokens.reshape(-1, kv_heads, spec.d_qk)
         tokens = tokens[lo - first * page : hi - first * page].to(device=device, dtype=compute_dtype)
         qb = q[b].to(compute_dtype).reshape(s_q, kv_heads, group, spec.d_qk)
         # (kv_heads, group, s_q, T): every head of a group reads the same keys.
@@ -277,14 +286,19 @@ def _check_inputs(q, kv_cache, block_table, cache_seqlens, spec: MLASpec) -> tup
     batch, s_q = q.shape[0], q.shape[1]
     if not 1 <= s_q <= spec.max_q:
         raise ValueError(f"q: s_q = {s_q} query tokens, expected 1..{spec.max_q} (spec.max_q)")
-    if not kv_cache.is_floating_point():
-        # The packed fp8 layout (fp8 latent, float32 scales, 16-bit rope in one
-        # byte row) is not decoded here yet; a dequantized float cache works.
-        raise NotImplementedError(
-            f"kv_cache: dtype {kv_cache.dtype}: the reference reads float caches only "
-            "(pass a dequantized cache for fp8_e4m3 specs)"
-        )
-    if kv_cache.dim() != 4 or tuple(kv_cache.shape[1:]) != (spec.page, spec.kv_heads, spec.d_qk):
+    packed = kv_cache.dtype in (torch.uint8, torch.float8_e4m3fn)
+    if packed:
+        if spec.cache_dtype != FP8_CACHE:
+            raise TypeError(f"kv_cache: dtype {kv_cache.dtype} (packed fp8 rows) but the spec's cache is {spec.cache_dtype}")
+        width = spec.cache_bytes_per_token // spec.kv_heads
+        if kv_cache.dim() != 4 or tuple(kv_cache.shape[1:]) != (spec.page, spec.kv_heads, width):
+            raise ValueError(
+                f"kv_cache: shape {tuple(kv_cache.shape)}, expected packed fp8 rows "
+                f"(num_pages, {spec.page}, {spec.kv_heads}, {width})"
+            )
+    elif not kv_cache.is_floating_point():
+        raise TypeError(f"kv_cache: dtype {kv_cache.dtype}; expected a float cache or packed fp8 rows (uint8/float8_e4m3fn)")
+    elif kv_cache.dim() != 4 or tuple(kv_cache.shape[1:]) != (spec.page, spec.kv_heads, spec.d_qk):
         raise ValueError(
             f"kv_cache: shape {tuple(kv_cache.shape)}, expected (num_pages, {spec.page}, {spec.kv_heads}, {spec.d_qk})"
         )

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 import torch
 
 from mlagen.device import DeviceFacts
+from mlagen.spec import FP8_CACHE
 
 __all__ = ["MLADecodeKernel", "MLAInputError", "Workspace"]
 
 _TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# packed fp8_e4m3 rows are bytes; FlashMLA hands them over typed float8_e4m3fn
+_FP8_ROW_DTYPES = (torch.uint8, torch.float8_e4m3fn)
 _ALIGN = 16
 _INT32_MAX = 2**31 - 1
 
@@ -82,7 +85,8 @@ class _LaunchArgs:
         return self.exe_args
 
 
-def dsl_arguments(ptrs, batch, s_q, num_pages, page_stride, bt_stride, parts, stream, dtype: str) -> tuple:
+def dsl_arguments(ptrs, batch, s_q, num_pages, page_stride, bt_stride, parts, stream, dtype: str,
+                  fp8_cache: bool = False) -> tuple:
     """The launcher's arguments as DSL objects (the generic, slower call path)."""
     import cuda.bindings.driver as cuda_driver
     import cutlass
@@ -90,7 +94,8 @@ def dsl_arguments(ptrs, batch, s_q, num_pages, page_stride, bt_stride, parts, st
     from cutlass.cute.runtime import make_ptr
 
     elem = cutlass.BFloat16 if dtype == "bf16" else cutlass.Float16
-    types = (elem, elem, cutlass.Int32, cutlass.Int32, elem, cutlass.Float32, cutlass.Float32, cutlass.Float32,
+    kv_elem = cutlass.Uint8 if fp8_cache else elem
+    types = (elem, kv_elem, cutlass.Int32, cutlass.Int32, elem, cutlass.Float32, cutlass.Float32, cutlass.Float32,
              cutlass.Int32)
     gmem = cute.AddressSpace.gmem
     return (
@@ -115,7 +120,9 @@ class MLADecodeKernel:
 
     - ``q``: (batch, s_q, q_heads, d_qk), the spec's dtype, contiguous, 1 <= s_q <= max_q
     - ``kv_cache``: (num_pages, page, kv_heads, d_qk); each page contiguous, the
-      page stride may be larger (a view into a bigger pool)
+      page stride may be larger (a view into a bigger pool). For an fp8_e4m3 spec:
+      (num_pages, page, kv_heads, row_bytes) packed rows, uint8 or float8_e4m3fn
+      (see :func:`mlagen.quantize_cache`; 656 bytes for 512 + 64)
     - ``block_table``: (batch, max_pages) int32, unit stride along pages
     - ``cache_seqlens``: (batch,) int32
 
@@ -132,6 +139,12 @@ class MLADecodeKernel:
         self.device_facts = device_facts
         self._launcher = launcher
         self._dtype = _TORCH_DTYPES[self.spec.dtype]
+        self._fp8 = self.spec.cache_dtype == FP8_CACHE
+        # the cache's element types and last dimension: packed byte rows, or d_qk values
+        self._kv_dtypes = _FP8_ROW_DTYPES if self._fp8 else (self._dtype,)
+        self._kv_row = self.spec.cache_bytes_per_token // self.spec.kv_heads if self._fp8 else self.spec.d_qk
+        # TMA needs 16-byte page strides: 8 16-bit values or 16 bytes
+        self._kv_stride_align = 16 if self._fp8 else 8
         self._args = _LaunchArgs()
         self._args_lock = threading.Lock()
         self._executors: dict[int, object] = {}
@@ -186,10 +199,10 @@ class MLADecodeKernel:
             qs, ks, bs = q.shape, kv_cache.shape, block_table.shape
             batch, s_q = qs[0], qs[1]
             ok = (
-                q.is_cuda and q.dtype is self._dtype and kv_cache.dtype is self._dtype
+                q.is_cuda and q.dtype is self._dtype and kv_cache.dtype in self._kv_dtypes
                 and block_table.dtype is torch.int32 and cache_seqlens.dtype is torch.int32
                 and len(qs) == 4 and qs[2] == spec.q_heads and qs[3] == spec.d_qk and 1 <= s_q <= spec.max_q
-                and len(ks) == 4 and ks[1] == spec.page and ks[2] == spec.kv_heads and ks[3] == spec.d_qk
+                and len(ks) == 4 and ks[1] == spec.page and ks[2] == spec.kv_heads and ks[3] == self._kv_row
                 and len(bs) == 2 and bs[0] == batch and bs[1] >= 1 and cache_seqlens.shape == (batch,)
                 and q.is_contiguous() and cache_seqlens.is_contiguous() and block_table.stride(1) == 1
                 and q.get_device() == kv_cache.get_device() == block_table.get_device() == cache_seqlens.get_device()
@@ -198,10 +211,12 @@ class MLADecodeKernel:
             if not ok:
                 return False
             kst = kv_cache.stride()
-            row = spec.kv_heads * spec.d_qk
+            kv_row = self._kv_row
+            row = spec.kv_heads * kv_row
             return (
-                kst[3] == 1 and kst[2] == spec.d_qk and kst[1] == row
-                and (ks[0] == 1 or (kst[0] >= spec.page * row and kst[0] % 8 == 0)) and 1 <= ks[0] <= _INT32_MAX
+                kst[3] == 1 and kst[2] == kv_row and kst[1] == row
+                and (ks[0] == 1 or (kst[0] >= spec.page * row and kst[0] % self._kv_stride_align == 0))
+                and 1 <= ks[0] <= _INT32_MAX
                 and block_table.stride(0) * batch <= _INT32_MAX
                 and batch * s_q * spec.q_heads * max(spec.d_qk, spec.d_v) <= _INT32_MAX
                 and (q.data_ptr() | kv_cache.data_ptr() | block_table.data_ptr() | cache_seqlens.data_ptr()) % _ALIGN == 0
@@ -224,7 +239,12 @@ class MLADecodeKernel:
                 raise MLAInputError(f"{name} is on {t.device} but q is on {dev}")
         if q.dtype != self._dtype:
             raise MLAInputError(f"q: dtype {q.dtype}; this kernel ({spec.key}) takes {self._dtype}")
-        if kv_cache.dtype != self._dtype:
+        if kv_cache.dtype not in self._kv_dtypes:
+            if self._fp8:
+                raise MLAInputError(
+                    f"kv_cache: dtype {kv_cache.dtype}; this kernel ({spec.key}) reads packed fp8_e4m3 rows "
+                    "(uint8 or float8_e4m3fn, from mlagen.quantize_cache)"
+                )
             raise MLAInputError(f"kv_cache: dtype {kv_cache.dtype}; this kernel takes {self._dtype}")
         if q.dim() != 4 or q.shape[2] != spec.q_heads or q.shape[3] != spec.d_qk:
             raise MLAInputError(f"q: shape {tuple(q.shape)}, expected (batch, s_q, {spec.q_heads}, {spec.d_qk})")
@@ -233,20 +253,25 @@ class MLADecodeKernel:
             raise MLAInputError(f"q: s_q = {s_q}; this kernel takes 1..{spec.max_q} query tokens per request")
         if not q.is_contiguous():
             raise MLAInputError("q: must be contiguous")
-        if kv_cache.dim() != 4 or tuple(kv_cache.shape[1:]) != (spec.page, spec.kv_heads, spec.d_qk):
+        kv_row = self._kv_row
+        if kv_cache.dim() != 4 or tuple(kv_cache.shape[1:]) != (spec.page, spec.kv_heads, kv_row):
+            what = " (packed fp8 rows)" if self._fp8 else ""
             raise MLAInputError(
-                f"kv_cache: shape {tuple(kv_cache.shape)}, expected (num_pages, {spec.page}, {spec.kv_heads}, {spec.d_qk})"
+                f"kv_cache: shape {tuple(kv_cache.shape)}, expected (num_pages, {spec.page}, {spec.kv_heads}, {kv_row}){what}"
             )
-        row = spec.kv_heads * spec.d_qk
-        if kv_cache.stride()[1:] != (row, spec.d_qk, 1):
+        row = spec.kv_heads * kv_row
+        if kv_cache.stride()[1:] != (row, kv_row, 1):
             raise MLAInputError(
-                f"kv_cache: strides {kv_cache.stride()}; each page must be contiguous (strides (*, {row}, {spec.d_qk}, 1))"
+                f"kv_cache: strides {kv_cache.stride()}; each page must be contiguous (strides (*, {row}, {kv_row}, 1))"
             )
         num_pages, page_stride = kv_cache.shape[0], kv_cache.stride(0)
         if not 1 <= num_pages <= _INT32_MAX:
             raise MLAInputError(f"kv_cache: {num_pages} pages; need 1..{_INT32_MAX}")
-        if num_pages > 1 and (page_stride < spec.page * row or page_stride % 8):
-            raise MLAInputError(f"kv_cache: page stride {page_stride} must be >= {spec.page * row} and a multiple of 8")
+        align = self._kv_stride_align
+        if num_pages > 1 and (page_stride < spec.page * row or page_stride % align):
+            raise MLAInputError(
+                f"kv_cache: page stride {page_stride} must be >= {spec.page * row} and a multiple of {align} (16 bytes)"
+            )
         if block_table.dtype != torch.int32 or block_table.dim() != 2 or block_table.shape[0] != batch:
             raise MLAInputError(
                 f"block_table: {block_table.dtype} {tuple(block_table.shape)}, expected int32 ({batch}, max_pages)"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from mlagen.reference import mla_decode_reference
+from mlagen.fp8_cache import quantize_cache
 from mlagen.spec import ARCHS, DTYPES, FP8_BLOCK, FP8_CACHE, ROPE_LAYOUTS, MLASpec, _FIELDS
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class MLAProblem:
     s_q: int
     seed: int
     value_std: float = 0.1
+    # fp8_e4m3 specs: the 16-bit cache that kv_cache (packed rows) was quantized from
+    kv_source: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
@@ -130,13 +133,13 @@ def make_problem(
       ``>= num_pages``.
     - Every cache entry at a position ``>= L`` inside a used page, and every
       unused page, is NaN.
+    - fp8_e4m3 specs: the latent's 128-value blocks get gains of 1/4..4 (so
+      their scales differ), then the cache is packed with
+      :func:`mlagen.quantize_cache` into uint8 rows (NaN rows stay NaN);
+      ``kv_source`` keeps the 16-bit cache it came from.
     """
     if not isinstance(spec, MLASpec):
         raise TypeError(f"spec: expected an MLASpec, got {type(spec).__name__}")
-    if spec.cache_dtype == FP8_CACHE:
-        raise NotImplementedError(
-            "make_problem: fp8_e4m3 caches (packed 656-byte token rows) are not generated yet; use a bf16/fp16 spec"
-        )
     if isinstance(seqlens, int):
         seqlens = [seqlens] * batch
     lens = [int(v) for v in seqlens]
@@ -172,11 +175,23 @@ def make_problem(
     dtype = torch_dtype(spec.dtype)
     q = _values(gen, (batch, s_q, spec.q_heads, spec.d_qk), value_std).to(dtype)
     kv = _values(gen, (num_pages, page, spec.kv_heads, spec.d_qk), value_std).to(dtype)
+    fp8 = spec.cache_dtype == FP8_CACHE
+    if fp8:
+        # latent blocks of different magnitudes (x 1/4 .. 4), so the per-block scales differ
+        blocks = spec.latent // FP8_BLOCK
+        gain = torch.exp2(torch.rand((num_pages, page, spec.kv_heads, blocks), generator=gen) * 4 - 2)
+        latent = kv[..., : spec.latent].float().reshape(num_pages, page, spec.kv_heads, blocks, FP8_BLOCK)
+        kv[..., : spec.latent] = (latent * gain[..., None]).reshape(num_pages, page, spec.kv_heads, -1).to(dtype)
     if perm:  # the pages nobody owns
         kv[torch.tensor(perm, dtype=torch.long)] = float("nan")
     for mine, n in zip(pages_of, lens):
         if mine and n % page:
             kv[mine[-1], n % page :] = float("nan")
+    source = None
+    if fp8:
+        # packed rows (uint8); NaN rows quantize to NaN latents and scales: poison stays poison
+        source = kv
+        kv = quantize_cache(kv, spec.latent).view(torch.uint8)
 
     return MLAProblem(
         spec=spec,
@@ -187,6 +202,7 @@ def make_problem(
         s_q=s_q,
         seed=seed,
         value_std=value_std,
+        kv_source=None if source is None else source.to(device),
     )
 
 

@@ -4,7 +4,9 @@ Each compile-time knob the generator branches on appears in at least one
 variant: dtypes, head counts (odd ones too), latent KV heads 1 and 2, every
 page-size regime (1 row per TMA box up to pages larger than a tile), query
 tokens per request with and without causal masking, the latent/rope widths of
-every spec file, one and two MMA warpgroups, RoPE placement and LSE on/off.
+every spec file, one and two MMA warpgroups, RoPE placement and LSE on/off,
+and the fp8_e4m3 cache (bf16 and fp16 queries, pages of 1 to 128 tokens, two
+KV heads, no RoPE).
 Hypothesis then draws problems (batch, lengths, s_q, seeds) for them.
 """
 
@@ -36,6 +38,13 @@ def kernel_variants() -> dict[str, MLASpec]:
         "h16_l64r16_p256_fp16": MLASpec(q_heads=16, latent=64, rope=16, page=256, dtype="fp16"),
         "h32_l192r64_p8": MLASpec(q_heads=32, latent=192, rope=64, page=8),
         "h64_kv2_p4_q2_causal_fp16": MLASpec(q_heads=64, kv_heads=2, page=4, max_q=2, causal=True, dtype="fp16"),
+        # fp8_e4m3 latent cache (packed rows, dequantized in the kernel)
+        "h128_p64_fp8": MLASpec(q_heads=128, cache_dtype="fp8_e4m3"),
+        "h16_p16_q2_causal_fp8": MLASpec(q_heads=16, page=16, max_q=2, causal=True, cache_dtype="fp8_e4m3"),
+        "h64_p1_fp16_fp8": MLASpec(q_heads=64, page=1, dtype="fp16", cache_dtype="fp8_e4m3"),
+        "h32_kv2_p128_q4_causal_fp8": MLASpec(q_heads=32, kv_heads=2, page=128, max_q=4, causal=True,
+                                              cache_dtype="fp8_e4m3"),
+        "h8_l512r0_p64_nolse_fp8": MLASpec(q_heads=8, rope=0, lse=False, cache_dtype="fp8_e4m3"),
     }
     return v
 

@@ -129,7 +129,7 @@ def test_c_identifier_and_bad_names(tmp_path, capsys):
     assert c_identifier("MiniCPM3 4B") == "minicpm3_4b"
     with pytest.raises(ExportError, match="name"):
         export(SPECS / "minicpm3.py", tmp_path / "x", name="Bad-Name")
-    # a spec the generator does not produce: one-line error, exit 2, nothing compiled or written
+    # a spec export does not cover (fp8 caches): one-line error, exit 2, nothing compiled or written
     status = main(["export", str(SPECS / "deepseek_v3_fp8.py"), "--out", str(tmp_path / "fp8")])
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("mlagen: error:") and "fp8" in err and err.count("\n") == 1

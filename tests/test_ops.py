@@ -41,7 +41,7 @@ def test_register_returns_the_key_and_is_idempotent():
 
 def test_register_rejects_what_the_generator_cannot_build():
     with pytest.raises(UnsupportedSpecError, match="fp8"):
-        register(MLASpec(q_heads=16, cache_dtype="fp8_e4m3"))
+        register(MLASpec(q_heads=16, latent=256, rope=32, cache_dtype="fp8_e4m3"))
     with pytest.raises(TypeError, match="MLASpec"):
         register(DS.key)
 

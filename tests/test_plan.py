@@ -43,9 +43,9 @@ def fits_device(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM)
     )
 
 
-def test_every_spec_file_but_fp8_is_supported():
-    assert SUPPORTED == sorted(n for n in SPEC_FILES if n != "deepseek_v3_fp8.py")
-    assert len(SUPPORTED) == 10
+def test_every_spec_file_is_supported():
+    assert SUPPORTED == sorted(SPEC_FILES)
+    assert len(SUPPORTED) == 11
 
 
 @pytest.mark.parametrize("name", SUPPORTED)
@@ -92,8 +92,9 @@ def test_narrower_keys_get_a_deeper_pipeline():
     assert plan_for(MINICPM3).stages > plan_for(DSV3).stages
 
 
-@pytest.mark.parametrize("spec", [SPEC_FILES["deepseek_v3_fp8.py"], MLASpec(q_heads=16, latent=256, cache_dtype="fp8_e4m3")])
-def test_fp8_cache_is_not_supported_yet(spec):
+@pytest.mark.parametrize("spec", [MLASpec(q_heads=16, latent=256, rope=32, cache_dtype="fp8_e4m3"),
+                                  MLASpec(q_heads=16, rope_at="head", cache_dtype="fp8_e4m3")])
+def test_fp8_layouts_the_kernel_cannot_read_are_not_supported(spec):
     assert "fp8" in supports(spec)
     for call in (lambda: plan_for(spec), lambda: check_plan(spec, KernelPlan()), lambda: search_space(spec)):
         with pytest.raises(UnsupportedSpecError, match="not supported yet") as info:
@@ -244,3 +245,27 @@ def test_plan_round_trip_and_tag():
     assert dataclasses.replace(plan, schedule="seesaw").tag.endswith("-seesaw")
     assert dataclasses.replace(plan, split_kv=False).tag.endswith("-nosplit")
     assert plan.threads == 128 * (1 + plan.consumer_wgs)
+
+
+def test_fp8_cache_plans_dequantize_into_one_buffer():
+    spec = SPEC_FILES["deepseek_v3_fp8.py"]
+    plan = plan_for(spec)
+    assert (plan.schedule, plan.stages, plan.block_n) == ("split", 1, 64)
+    assert plan.raw_stages == 3 and plan.tag == "n64s1r3w2"
+    assert smem_bytes(spec, plan) <= H100_SXM.smem_per_block
+    # deeper than what fits is refused with the limit named
+    with pytest.raises(PlanError, match="fp8 row stages of 20992 B"):
+        plan_for(spec, raw_stages=4)
+    for knobs, words in [
+        (dict(schedule="seesaw"), "'split' schedule only"),
+        (dict(stages=2), "raw_stages"),
+        (dict(raw_stages=0), "raw_stages = 0"),
+        (dict(block_n=128), "32 or 64"),
+    ]:
+        with pytest.raises(PlanError, match=words):
+            check_plan(spec, dataclasses.replace(plan, **knobs))
+    with pytest.raises(PlanError, match="only fp8_e4m3 caches"):
+        check_plan(SPEC_FILES["deepseek_v3.py"], dataclasses.replace(plan_for(SPEC_FILES["deepseek_v3.py"]), raw_stages=2))
+    plans = search_space(spec)
+    assert plans and all(p.stages == 1 and p.raw_stages >= 1 and p.schedule == "split" for p in plans)
+    assert plan in plans

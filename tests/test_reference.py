@@ -223,8 +223,15 @@ def test_input_validation():
     bad[1, 1] = p.num_pages
     with pytest.raises(ValueError, match=r"block_table\[1, 1\]"):
         mla_decode_reference(p.q, p.kv_cache, bad, p.cache_seqlens, spec)
-    with pytest.raises(NotImplementedError):
+    # byte rows are packed fp8 rows: only for an fp8_e4m3 spec, and only of its row width
+    with pytest.raises(TypeError, match="packed fp8 rows"):
         mla_decode_reference(p.q, p.kv_cache.to(torch.uint8), *args[2:])
+    with pytest.raises(TypeError, match="float cache"):
+        mla_decode_reference(p.q, p.kv_cache.to(torch.int32), *args[2:])
+    fp8 = MLASpec(q_heads=4, latent=1024, rope=16, page=4, max_q=2, cache_dtype="fp8_e4m3")
+    with pytest.raises(ValueError, match=r"packed fp8 rows \(num_pages, 4, 1, 1088\)"):
+        mla_decode_reference(torch.zeros(2, 2, 4, 1040), p.kv_cache.to(torch.uint8), p.block_table,
+                             p.cache_seqlens, fp8)
 
 
 # -------------------------------------------------------- model-level MLA
@@ -334,8 +341,6 @@ def test_make_problem_is_deterministic_and_reproducible():
 
 
 def test_make_problem_rejects():
-    with pytest.raises(NotImplementedError, match="fp8"):
-        make_problem(MLASpec(q_heads=8, cache_dtype="fp8_e4m3"), batch=1, seqlens=[4], s_q=1, seed=0)
     with pytest.raises(ValueError, match="s_q"):
         make_problem(MLASpec(q_heads=8), batch=1, seqlens=[4], s_q=2, seed=0)
     with pytest.raises(ValueError, match="num_pages"):

@@ -57,12 +57,11 @@ def main(argv=None) -> int:
     if args.specs:
         todo.update(spec_file_variants(args.specs))
     if args.bench:
-        from mlagen.bench import GRIDS, grid_spec
+        from mlagen.bench import GRIDS, cell_spec
 
         for grid in GRIDS.values():
             for cell in grid():
-                spec = grid_spec(cell["h_q"], cell["s_q"], page=cell.get("page", 64), dtype=cell.get("dtype", "bf16"),
-                                 max_q=cell.get("max_q"))
+                spec = cell_spec(cell)
                 todo[f"bench_{spec.name}"] = spec
     overrides = {}
     for entry in args.plan:

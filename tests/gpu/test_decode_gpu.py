@@ -4,6 +4,12 @@ Every call poisons its outputs first (NaN), the cache holds NaN past every
 sequence end and in unused pages, and block-table entries past the used pages
 are garbage; every output element is compared (FlashMLA's tolerance:
 |out - ref| <= 8e-4 + 2/128 |ref|, |lse - ref| <= 1e-6 + 1.2e-4 |ref|).
+
+fp8_e4m3 caches: the reference reads the same packed rows and computes with the
+exact values fp8 * scale. The kernel's one extra rounding is of those values to
+16 bit (relative error <= 2^-9 for bf16, the rounding a 16-bit cache already has),
+so the same tolerance applies. What e4m3 itself costs against the unquantized
+cache (relative error <= 2^-4 per value) is bounded in tests/test_fp8_cache.py.
 """
 
 from __future__ import annotations
@@ -91,7 +97,8 @@ def test_variants_against_reference(gpu_examples):
     check()
 
 
-@pytest.mark.parametrize("name", ["h128_p64_bf16", "h16_p64_bf16", "h128_p64_q2_causal", "h16_p1", "h40_l256r32_p64"])
+@pytest.mark.parametrize("name", ["h128_p64_bf16", "h16_p64_bf16", "h128_p64_q2_causal", "h16_p1", "h40_l256r32_p64",
+                                  "h128_p64_fp8", "h64_p1_fp16_fp8"])
 def test_long_context(name):
     spec = VARIANTS[name]
     lens = [32768, 1, 12345, 0] if spec.page != 1 else [32768, 3000]
@@ -189,3 +196,23 @@ def test_bad_inputs_raise_before_launch():
         kernel(p.q, p.kv_cache, p.block_table, lens)
     with pytest.raises(MLAInputError, match="int32"):
         kernel(p.q, p.kv_cache, p.block_table.long(), p.cache_seqlens)
+
+
+def test_fp8_bad_inputs_raise_before_launch():
+    name = "h16_p16_q2_causal_fp8"
+    kernel = kernel_for(name)
+    spec = VARIANTS[name]
+    p = make_problem(spec, batch=2, seqlens=[100, 5], s_q=2, seed=1, device="cuda")
+    rest = (p.block_table, p.cache_seqlens)
+    # the kernel takes the rows as uint8 or as FlashMLA's float8_e4m3fn view
+    run_checked(kernel, p)
+    out = kernel(p.q, p.kv_cache.view(torch.float8_e4m3fn), *rest)[0]
+    assert torch.equal(out, kernel(p.q, p.kv_cache, *rest)[0])
+    with pytest.raises(MLAInputError, match="packed fp8_e4m3 rows"):
+        kernel(p.q, p.kv_source, *rest)
+    with pytest.raises(MLAInputError, match="packed fp8 rows"):
+        kernel(p.q, p.kv_cache[..., :-16], *rest)
+    pool = torch.zeros(p.num_pages, spec.page * 656 + 8, dtype=torch.uint8, device="cuda")
+    odd_stride = pool[:, : spec.page * 656].view(p.num_pages, spec.page, 1, 656)
+    with pytest.raises(MLAInputError, match="16 bytes"):
+        kernel(p.q, odd_stride, *rest)

@@ -1,0 +1,113 @@
+"""The fp8_e4m3 latent cache: FlashMLA's packed token row, written and read back.
+
+One row per token and KV head, ``latent + 4 * latent / 128 + 2 * rope`` bytes
+(656 for DeepSeek's 512 + 64):
+
+====================  =====================================================
+bytes                 contents
+====================  =====================================================
+``[0, latent)``       the latent ``c_kv`` as float8_e4m3fn, quantized per
+                      block of 128 values
+``[latent, +4*nb)``   ``nb = latent / 128`` float32 scales, one per block:
+                      ``value = fp8 * scale``, ``scale = amax(block) / 448``
+``[.., +2*rope)``     the RoPE key, unquantized, in the query dtype
+====================  =====================================================
+
+This is the layout of FlashMLA's ``quant.py`` (its sparse kernel's cache), so
+caches are interchangeable: FlashMLA keeps ``(num_pages, page, row_bytes)``
+with one KV head; unsqueeze dimension 2 to pass such a cache here.
+
+A block whose values are all zero gets scale 0 and fp8 zeros (no 0/0). A block
+holding NaN or inf quantizes to NaN: poison stays poison.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["FP8_MAX", "dequantize_cache", "quantize_cache", "row_bytes"]
+
+FP8_MAX = 448.0  # largest finite float8_e4m3fn
+_BLOCK = 128
+_ROPE_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def row_bytes(latent: int, rope: int) -> int:
+    """Bytes of one packed token row (one KV head)."""
+    if latent <= 0 or latent % _BLOCK:
+        raise ValueError(f"latent = {latent}: must be a positive multiple of {_BLOCK} (one scale per {_BLOCK} values)")
+    if rope < 0:
+        raise ValueError(f"rope = {rope}: must be >= 0")
+    return latent + 4 * (latent // _BLOCK) + 2 * rope
+
+
+def quantize_cache(cache: torch.Tensor, latent: int = 512) -> torch.Tensor:
+    """Pack a 16-bit cache ``(..., latent + rope)`` into fp8 rows ``(..., row_bytes)``.
+
+    ``cache`` is bf16 or fp16 with the RoPE part last (``[c_kv | k_rope]``), e.g.
+    ``(num_pages, page, kv_heads, 576)``. Returns a ``torch.float8_e4m3fn`` tensor
+    of the same leading shape whose last dimension holds the packed bytes (view it
+    as ``torch.uint8`` to read them). Works on any device.
+    """
+    if not isinstance(cache, torch.Tensor):
+        raise TypeError(f"cache: expected a torch.Tensor, got {type(cache).__name__}")
+    if cache.dtype not in _ROPE_DTYPES:
+        raise TypeError(f"cache: dtype {cache.dtype}; expected bfloat16 or float16 (the RoPE part is kept in it)")
+    if cache.dim() < 1 or cache.shape[-1] < latent:
+        raise ValueError(f"cache: shape {tuple(cache.shape)}; the last dimension must hold latent ({latent}) + rope")
+    rope = cache.shape[-1] - latent
+    nbytes = row_bytes(latent, rope)
+    lead = cache.shape[:-1]
+    blocks = cache[..., :latent].float().reshape(*lead, latent // _BLOCK, _BLOCK)
+    amax = blocks.abs().amax(dim=-1)
+    scale = amax / FP8_MAX
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    scaled = torch.where((scale > 0)[..., None], blocks / safe[..., None], torch.zeros_like(blocks))
+    # x / (amax / 448) can round a hair above 448; e4m3fn has no inf, so clamp (NaN passes through)
+    fp8 = scaled.clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn).reshape(*lead, latent)
+
+    out = torch.empty((*lead, nbytes), dtype=torch.uint8, device=cache.device)
+    out[..., :latent] = fp8.view(torch.uint8)
+    scale_end = latent + 4 * (latent // _BLOCK)
+    out[..., latent:scale_end] = scale.contiguous().view(torch.uint8).reshape(*lead, scale_end - latent)
+    if rope:
+        out[..., scale_end:] = cache[..., latent:].contiguous().view(torch.uint8).reshape(*lead, 2 * rope)
+    return out.view(torch.float8_e4m3fn)
+
+
+def _split_rows(packed: torch.Tensor, latent: int):
+    if not isinstance(packed, torch.Tensor):
+        raise TypeError(f"packed: expected a torch.Tensor, got {type(packed).__name__}")
+    if packed.dtype not in (torch.float8_e4m3fn, torch.uint8):
+        raise TypeError(f"packed: dtype {packed.dtype}; expected float8_e4m3fn or uint8 packed rows")
+    raw = packed.contiguous().view(torch.uint8)
+    nbytes = raw.shape[-1] if raw.dim() else 0
+    scale_end = latent + 4 * (latent // _BLOCK)
+    rope_bytes = nbytes - scale_end
+    if raw.dim() < 1 or rope_bytes < 0 or rope_bytes % 2:
+        raise ValueError(
+            f"packed: last dimension {nbytes} is not a packed row for latent {latent} "
+            f"(expected {scale_end} + 2 * rope bytes)"
+        )
+    return raw, scale_end, rope_bytes // 2
+
+
+def dequantize_cache(packed: torch.Tensor, latent: int = 512, dtype: torch.dtype = torch.bfloat16,
+                     out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The inverse of :func:`quantize_cache`: packed rows -> ``(..., latent + rope)``.
+
+    ``dtype`` is the type the RoPE part was stored in (the query dtype); the
+    result has ``out_dtype`` (default ``dtype``). Use ``out_dtype=torch.float32``
+    for the exact values ``fp8 * scale`` that the kernels and the reference use.
+    """
+    if dtype not in _ROPE_DTYPES:
+        raise TypeError(f"dtype: {dtype}; the RoPE part is bfloat16 or float16")
+    raw, scale_end, rope = _split_rows(packed, latent)
+    lead = raw.shape[:-1]
+    fp8 = raw[..., :latent].contiguous().view(torch.float8_e4m3fn).float()
+    scale = raw[..., latent:scale_end].contiguous().view(torch.float32)
+    values = (fp8.reshape(*lead, latent // _BLOCK, _BLOCK) * scale[..., None]).reshape(*lead, latent)
+    if rope:
+        k_rope = raw[..., scale_end:].contiguous().view(dtype).float()
+        values = torch.cat([values, k_rope], dim=-1)
+    return values.to(out_dtype or dtype)
