@@ -93,6 +93,7 @@ def _constants(spec: MLASpec, plan: KernelPlan) -> dict:
         "row_bytes": spec.cache_bytes_per_token // spec.kv_heads,
         "raw_rows": raw_rows(plan),
         "raw_box_rows": min(spec.page, raw_rows(plan)),
+        "raw_per_tile": plan.block_n // raw_rows(plan),
     }
 
 

@@ -168,7 +168,11 @@ def raw_stage_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     """Bytes of one stage of packed fp8 token rows (0 for 16-bit caches)."""
     if spec.cache_dtype != FP8_CACHE:
         return 0
-    return raw_rows(plan) * spec.cache_bytes_per_token // spec.kv_heads
+    row = spec.cache_bytes_per_token // spec.kv_heads
+    box = min(spec.page, raw_rows(plan))
+    # TMA writes boxes at 128-byte aligned shared addresses: each gets a rounded-up slot
+    slot = -(-box * row // 128) * 128
+    return raw_rows(plan) // box * slot
 
 
 def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:

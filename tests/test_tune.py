@@ -594,14 +594,17 @@ def test_cli_show_json_on_a_filled_db(tmp_path, capsys, monkeypatch):
         (["tune", "specs/deepseek_v3.py", "--s-q", "2", "--dry-run"], "s_q = 2"),
         (["tune", "specs/deepseek_v3.py", "--seqlen", "2x"], "not a number"),
         (["tune", "specs/deepseek_v3.py", "--budget", "soon"], "not a duration"),
-        (["tune", "specs/deepseek_v3_fp8.py", "--dry-run"], "cannot tune"),
+        (["tune", "{tmp}/narrow_fp8.py", "--dry-run"], "cannot tune"),
         (["tune", "specs/deepseek_v3.py", "--devices", "0,0"], "distinct"),
     ],
 )
 def test_cli_errors(capsys, monkeypatch, argv, message, tmp_path):
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("MLAGEN_TUNE_DB", str(tmp_path / "x.sqlite"))
-    status, _, err = _run_cli(capsys, *argv)
+    # a spec the generator does not produce: fp8 rows of 328 bytes (TMA needs multiples of 16)
+    (tmp_path / "narrow_fp8.py").write_text(
+        'from mlagen import MLASpec\nspec = MLASpec(q_heads=16, latent=256, rope=32, cache_dtype="fp8_e4m3")\n')
+    status, _, err = _run_cli(capsys, *[a.format(tmp=tmp_path) for a in argv])
     assert status == 2 and message in err and err.count("\n") == 1
 
 
