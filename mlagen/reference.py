@@ -8,8 +8,8 @@ Tensor conventions (FlashMLA-compatible; the generated kernels use the same):
   ``[latent | rope]`` with ``rope_at="tail"`` and ``[rope | latent]`` with
   ``"head"``; the value is the latent part. For an ``fp8_e4m3`` spec the cache
   may also be the packed rows ``(num_pages, page, kv_heads, row_bytes)`` of
-  :func:`mlagen.quantize_cache`: the reference reads ``fp8 * scale`` exactly,
-  in the compute dtype (as the kernels do before their one rounding to 16 bit).
+  :func:`mlagen.quantize_cache`: the reference reads them as the kernels do,
+  ``fp8 * scale`` in float32 rounded once to the query dtype.
 - ``block_table``: ``(batch, max_pages_per_seq)`` integer; ``cache_seqlens``:
   ``(batch,)`` integer.
 - ``out``: ``(batch, s_q, q_heads, d_v)``; ``lse``: ``(batch, q_heads, s_q)``,
@@ -118,7 +118,8 @@ def mla_decode_reference_range(
         index = torch.tensor(pages, dtype=torch.long, device=kv_cache.device)
         tokens = kv_cache.index_select(0, index)
         if not tokens.is_floating_point() or tokens.dtype == torch.float8_e4m3fn:
-            tokens = dequantize_cache(tokens, spec.latent, dtype=_DTYPES[spec.dtype], out_dtype=torch.float32)
+            # as the kernels do: fp8 * scale in float32, rounded once to the query dtype
+            tokens = dequantize_cache(tokens, spec.latent, dtype=_DTYPES[spec.dtype])
         tokens = tokens.reshape(-1, kv_heads, spec.d_qk)
         tokens = tokens[lo - first * page : hi - first * page].to(device=device, dtype=compute_dtype)
         qb = q[b].to(compute_dtype).reshape(s_q, kv_heads, group, spec.d_qk)

@@ -107,8 +107,8 @@ def test_reference_reads_packed_rows_exactly():
     p = make_problem(spec, batch=3, seqlens=[0, 40, 77], s_q=2, seed=3)
     assert p.kv_cache.dtype == torch.uint8 and p.kv_cache.shape[-1] == 656
     out, lse = p.reference(torch.float64)
-    # the same problem through a float64 cache holding fp8 * scale
-    deq = dequantize_cache(p.kv_cache, dtype=torch.bfloat16, out_dtype=torch.float64)
+    # the same problem through a 16-bit cache holding fp8 * scale rounded once (what the kernel reads)
+    deq = dequantize_cache(p.kv_cache, dtype=torch.bfloat16)
     spec16 = spec.replace(cache_dtype=None)
     out2, lse2 = mla_decode_reference(p.q, deq, p.block_table, p.cache_seqlens, spec16, compute_dtype=torch.float64)
     assert torch.equal(out, out2) and torch.equal(lse, lse2)
