@@ -230,7 +230,6 @@ def _quantized(cache, spec, pages_per_chunk: int = 4096):
     for lo in range(0, cache.shape[0], pages_per_chunk):
         hi = min(lo + pages_per_chunk, cache.shape[0])
         packed[lo:hi] = quantize_cache(cache[lo:hi], spec.latent).view(torch.uint8)
-    del cache
     return packed
 
 
