@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from mlagen.plan import KernelPlan, padded_dqk, raw_rows
+from mlagen.plan import FP8_DEQUANT_WARPS, KernelPlan, kv_rows, padded_dqk, raw_rows
 from mlagen.spec import FP8_CACHE, MLASpec
 
 __all__ = ["RenderedKernel", "render", "template_dir", "template_hash", "write_generated"]
@@ -94,6 +94,8 @@ def _constants(spec: MLASpec, plan: KernelPlan) -> dict:
         "raw_rows": raw_rows(plan),
         "raw_box_rows": min(spec.page, raw_rows(plan)),
         "raw_per_tile": plan.block_n // raw_rows(plan),
+        "kv_rows": kv_rows(spec, plan),
+        "dequant_warps": FP8_DEQUANT_WARPS,
     }
 
 

@@ -19,13 +19,27 @@ with one KV head; unsqueeze dimension 2 to pass such a cache here.
 
 A block whose values are all zero gets scale 0 and fp8 zeros (no 0/0). A block
 holding NaN or inf quantizes to NaN: poison stays poison.
+
+Reading a row back (:func:`dequantize_cache`, the reference and the kernels alike):
+
+* the scale is first rounded to the query dtype's precision (8 significant bits
+  for bf16, 11 for fp16; round to nearest even on the float32 bits, keeping
+  float32's exponent range), so that the kernels can multiply in packed 16-bit
+  arithmetic. That adds at most 2^-9 (bf16) or 2^-12 (fp16) relative error, a
+  small fraction of e4m3's own 2^-4;
+* ``value = e4m3 * rounded scale`` is exact in float32 and rounded once to the
+  query dtype;
+* the byte patterns 0x7f / 0xff (NaN in float8_e4m3fn, never written by
+  :func:`quantize_cache`) read as +480 / -480: the kernels decode e4m3 with
+  integer bit operations that have no NaN case. A NaN or infinite *scale*
+  still poisons its block.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["FP8_MAX", "dequantize_cache", "quantize_cache", "row_bytes"]
+__all__ = ["FP8_MAX", "dequantize_cache", "quantize_cache", "round_scale", "row_bytes"]
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 _BLOCK = 128
@@ -92,20 +106,49 @@ def _split_rows(packed: torch.Tensor, latent: int):
     return raw, scale_end, rope_bytes // 2
 
 
+# float32 mantissa bits a scale loses when rounded to the query dtype's precision
+_SCALE_DROP_BITS = {torch.bfloat16: 16, torch.float16: 13}
+
+
+def round_scale(scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """float32 scales rounded (to nearest even) to ``dtype``'s significant bits, float32 range kept.
+
+    Bit-exactly what the kernels compute before their packed 16-bit multiply.
+    """
+    if dtype not in _SCALE_DROP_BITS:
+        raise TypeError(f"dtype: {dtype}; the query dtype is bfloat16 or float16")
+    drop = _SCALE_DROP_BITS[dtype]
+    bits = scale.to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
+    bits = (bits + ((1 << (drop - 1)) - 1) + ((bits >> drop) & 1)) & ~((1 << drop) - 1)
+    # back to int32 two's complement (negative scales keep their sign bit)
+    bits = torch.where(bits >= 2**31, bits - 2**32, bits)
+    return bits.to(torch.int32).view(torch.float32)
+
+
+def _e4m3_values(device) -> torch.Tensor:
+    """The 256 byte patterns as the kernels decode them: float8_e4m3fn, NaN codes as +-480."""
+    lut = torch.arange(256, dtype=torch.int32).to(torch.uint8).view(torch.float8_e4m3fn).float()
+    lut[0x7F] = 480.0
+    lut[0xFF] = -480.0
+    return lut.to(device)
+
+
 def dequantize_cache(packed: torch.Tensor, latent: int = 512, dtype: torch.dtype = torch.bfloat16,
                      out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """The inverse of :func:`quantize_cache`: packed rows -> ``(..., latent + rope)``.
 
-    ``dtype`` is the type the RoPE part was stored in (the query dtype); the
-    result has ``out_dtype`` (default ``dtype``). Use ``out_dtype=torch.float32``
-    for the exact values ``fp8 * scale`` that the kernels and the reference use.
+    ``dtype`` is the type the RoPE part was stored in (the query dtype); it also
+    sets the precision the scales are rounded to (see the module docstring). The
+    result has ``out_dtype`` (default ``dtype``). With ``out_dtype=torch.float32``
+    it holds the exact products ``e4m3 * rounded scale``; rounded to ``dtype`` they
+    are what the kernels' MMAs read.
     """
     if dtype not in _ROPE_DTYPES:
         raise TypeError(f"dtype: {dtype}; the RoPE part is bfloat16 or float16")
     raw, scale_end, rope = _split_rows(packed, latent)
     lead = raw.shape[:-1]
-    fp8 = raw[..., :latent].contiguous().view(torch.float8_e4m3fn).float()
-    scale = raw[..., latent:scale_end].contiguous().view(torch.float32)
+    fp8 = _e4m3_values(raw.device)[raw[..., :latent].long()]
+    scale = round_scale(raw[..., latent:scale_end].contiguous().view(torch.float32), dtype)
     values = (fp8.reshape(*lead, latent // _BLOCK, _BLOCK) * scale[..., None]).reshape(*lead, latent)
     if rope:
         k_rope = raw[..., scale_end:].contiguous().view(dtype).float()

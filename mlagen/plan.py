@@ -23,8 +23,10 @@ A plan fixes every compile-time knob of the generated decode kernel:
   through the RoPE chunk of the tile's own buffer, and each buffer is
   released in two halves so the next tiles start loading early.
 * ``raw_stages`` (fp8_e4m3 caches only): depth of the TMA pipeline of packed
-  fp8 token rows (32-token stages). The MMA warpgroups dequantize each tile
-  from it into the ``stages`` bf16/fp16 KV buffer(s) and run the MMAs there.
+  fp8 token rows (16-token stages). Three warps of the producer warpgroup
+  dequantize them into ``stages`` bf16/fp16 KV buffers of 32 tokens (half a
+  64-token tile each; one per MMA warpgroup's share of S), so the conversion
+  of the next tile overlaps the MMAs of this one.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -151,7 +153,7 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     p_tile = plan.block_m * plan.block_n * elem
     for size in (
         plan.block_m * d_pad * elem,                 # Q tile
-        plan.stages * plan.block_n * d_pad * elem,   # KV tiles
+        plan.stages * kv_rows(spec, plan) * d_pad * elem,   # KV tiles (fp8: dequantized half tiles)
         p_tile,                                      # P tile
         raw_stage_bytes(spec, plan) * plan.raw_stages,  # packed fp8 rows
     ):
@@ -159,9 +161,19 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     return total
 
 
+FP8_KV_ROWS = 32  # tokens per dequantized KV buffer: one warpgroup's half of a 64-token tile
+FP8_RAW_ROWS = 16  # tokens per stage of packed fp8 rows
+FP8_DEQUANT_WARPS = 3  # producer-warpgroup warps that dequantize (the fourth issues the TMA loads)
+
+
+def kv_rows(spec: MLASpec, plan: KernelPlan) -> int:
+    """Tokens per KV buffer in shared memory: a tile, or for fp8 half a tile."""
+    return FP8_KV_ROWS if spec.cache_dtype == FP8_CACHE else plan.block_n
+
+
 def raw_rows(plan: KernelPlan) -> int:
-    """Tokens per stage of the packed fp8 row pipeline (half a 64-token tile)."""
-    return min(32, plan.block_n)
+    """Tokens per stage of the packed fp8 row pipeline."""
+    return FP8_RAW_ROWS
 
 
 def raw_stage_bytes(spec: MLASpec, plan: KernelPlan) -> int:
@@ -228,15 +240,22 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
     if spec.cache_dtype == FP8_CACHE:
         if p.schedule != "split":
             raise PlanError(f"schedule = {p.schedule!r}: fp8_e4m3 caches are generated for the 'split' schedule only")
-        if p.stages != 1:
+        if p.block_n != 64 or p.consumer_wgs != 2:
             raise PlanError(
-                f"stages = {p.stages}: an fp8_e4m3 cache is dequantized into one {spec.dtype} KV buffer "
-                "(stages = 1); its TMA pipeline depth is raw_stages"
+                f"block_n = {p.block_n}, consumer_wgs = {p.consumer_wgs}: an fp8_e4m3 cache is dequantized "
+                f"into {FP8_KV_ROWS}-token halves of 64-token tiles, one per MMA warpgroup (block_n=64, consumer_wgs=2)"
             )
-        if not 1 <= p.raw_stages <= 6:
-            raise PlanError(f"raw_stages = {p.raw_stages}: must be in 1..6 for an fp8_e4m3 cache")
-        if p.block_n not in (32, 64):
-            raise PlanError(f"block_n = {p.block_n}: fp8_e4m3 caches take 32 or 64")
+        if not 2 <= p.stages <= 6:
+            raise PlanError(
+                f"stages = {p.stages}: an fp8_e4m3 cache needs 2..6 dequantized {FP8_KV_ROWS}-token KV buffers "
+                "(a tile is two of them); its TMA pipeline depth is raw_stages"
+            )
+        if not 1 <= p.raw_stages <= 8:
+            raise PlanError(f"raw_stages = {p.raw_stages}: must be in 1..8 for an fp8_e4m3 cache")
+        if p.producer_regs < 40:
+            raise PlanError(
+                f"producer_regs = {p.producer_regs}: the fp8 dequantizing warps of the producer warpgroup need 40"
+            )
     elif p.raw_stages:
         raise PlanError(f"raw_stages = {p.raw_stages}: only fp8_e4m3 caches have a packed-row pipeline (use 0)")
     if p.schedule == "seesaw":
@@ -284,7 +303,7 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
     if smem > device.smem_per_block:
         raise PlanError(
             f"shared memory: {smem} bytes (Q {p.block_m}x{padded_dqk(spec)}, {p.stages} KV stages of "
-            f"{p.block_n}x{padded_dqk(spec)}, P{raw}) exceed the {device.smem_per_block}-byte limit per CTA "
+            f"{kv_rows(spec, p)}x{padded_dqk(spec)}, P{raw}) exceed the {device.smem_per_block}-byte limit per CTA "
             f"on {device.name}"
         )
     return plan
@@ -308,16 +327,16 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         overrides.setdefault("stages", 2)
         overrides.setdefault("producer_regs", 24)
         overrides.setdefault("consumer_regs", 240)
-    # the pipeline whose depth is free: the KV tiles, or for fp8 the packed rows (one
-    # dequantized KV buffer)
+    # the pipeline whose depth is free: the KV tiles, or for fp8 the packed rows (three
+    # dequantized half-tile buffers: the next tile's first half is converted during this one)
     depth = "raw_stages" if spec.cache_dtype == FP8_CACHE else "stages"
     if depth == "raw_stages":
-        overrides.setdefault("stages", 1)
+        overrides.setdefault("stages", 3)
     base = KernelPlan(consumer_wgs=wgs, **{k: v for k, v in overrides.items() if k != depth})
     if depth in overrides:
         return check_plan(spec, dataclasses.replace(base, **{depth: overrides[depth]}), device)
     best, first_error = None, None
-    for n in range(1, 5):
+    for n in range(1, 5 if depth == "stages" else 9):
         try:
             best = check_plan(spec, dataclasses.replace(base, **{depth: n}), device)
         except UnsupportedSpecError:
@@ -333,15 +352,17 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
     """Every plan the planner accepts for ``spec`` on ``device`` (the autotuner's candidates)."""
     plans = []
     fp8 = spec.cache_dtype == FP8_CACHE
+    # fp8: (dequantized buffers, packed-row stages); 16-bit: (KV stages, 0)
+    depths = [(s, r) for s in range(2, 5) for r in range(1, 9)] if fp8 else [(d, 0) for d in range(1, 7)]
     for schedule in ("split", "seesaw"):
         for wgs in (1, 2):
             for block_n in (32, 64, 128):
-                for depth in range(1, 7):
+                for stages, raw in depths:
                     for regs in _REG_SPLITS[wgs]:
                         plan = KernelPlan(
                             block_n=block_n,
-                            stages=1 if fp8 else depth,
-                            raw_stages=depth if fp8 else 0,
+                            stages=stages,
+                            raw_stages=raw,
                             consumer_wgs=wgs,
                             producer_regs=regs[0],
                             consumer_regs=regs[1],

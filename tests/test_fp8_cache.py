@@ -6,6 +6,10 @@ rounding; below 2^-6 (subnormals) the spacing is 2^-9, so the error is at most
 
     |dequant(x) - x| <= 2^-4 |x| + 2^-10 scale.
 
+Reading back first rounds the scale to the query dtype's precision (at most 2^-9
+relative for bf16), which adds at most 2^-9 (|x| (1 + 2^-4) + 2^-10 scale): the
+bound used is (2^-4 + 2^-8) |x| + 2^-10 (1 + 2^-8) scale.
+
 The attention bound below follows from it (see ``_attention_bound``).
 """
 
@@ -16,13 +20,13 @@ import math
 import pytest
 import torch
 
-from mlagen.fp8_cache import FP8_MAX, dequantize_cache, quantize_cache, row_bytes
+from mlagen.fp8_cache import FP8_MAX, dequantize_cache, quantize_cache, round_scale, row_bytes
 from mlagen.reference import mla_decode_reference
 from mlagen.spec import MLASpec
 from mlagen.testing import make_problem
 
-REL = 2.0**-4
-SUB = 2.0**-10
+REL = 2.0**-4 + 2.0**-8
+SUB = 2.0**-10 * (1 + 2.0**-8)
 
 
 def _cache(shape, seed, dtype=torch.bfloat16, gain_blocks=True):
@@ -69,6 +73,26 @@ def test_layout_and_round_trip_within_e4m3_precision(dtype):
     assert torch.equal(back[..., 512:], x[..., 512:].float())
     # round to the stored dtype: what the kernel's MMAs see
     assert dequantize_cache(packed, dtype=dtype).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype, bits", [(torch.bfloat16, 8), (torch.float16, 11)])
+def test_scales_round_to_query_precision_and_nan_codes_read_480(dtype, bits):
+    g = torch.Generator().manual_seed(7)
+    scale = torch.exp2(torch.rand(1000, generator=g) * 40 - 20)
+    r = round_scale(scale, dtype)
+    # within half a unit in the last of `bits` significant bits, and on that grid
+    assert ((r - scale).abs() <= scale * 2.0 ** -bits).all()
+    m, _ = torch.frexp(r)
+    assert torch.equal(m * 2.0**bits, (m * 2.0**bits).round())
+    if dtype == torch.bfloat16:
+        assert torch.equal(r, scale.to(torch.bfloat16).float())
+    assert torch.isnan(round_scale(torch.tensor([float("nan")]), dtype)).all()
+    # a row whose first bytes are e4m3's NaN codes, scale 1
+    row = torch.zeros(1, 656, dtype=torch.uint8)
+    row[0, 0], row[0, 1], row[0, 2] = 0x7F, 0xFF, 0x38  # 0x38 = 1.0
+    row[0, 512:516] = torch.tensor([1.0]).view(torch.uint8)
+    back = dequantize_cache(row, dtype=dtype, out_dtype=torch.float32)
+    assert back[0, :3].tolist() == [480.0, -480.0, 1.0]
 
 
 def test_zero_blocks_and_poison():

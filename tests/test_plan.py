@@ -247,25 +247,29 @@ def test_plan_round_trip_and_tag():
     assert plan.threads == 128 * (1 + plan.consumer_wgs)
 
 
-def test_fp8_cache_plans_dequantize_into_one_buffer():
+def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     spec = SPEC_FILES["deepseek_v3_fp8.py"]
     plan = plan_for(spec)
-    assert (plan.schedule, plan.stages, plan.block_n) == ("split", 1, 64)
-    assert plan.raw_stages == 3 and plan.tag == "n64s1r3w2"
+    # three 32-token dequantized buffers (a 64-token tile is two), 16-token packed-row stages
+    assert (plan.schedule, plan.stages, plan.block_n, plan.consumer_wgs) == ("split", 3, 64, 2)
+    assert plan.raw_stages == 3 and plan.tag == "n64s3r3w2"
     assert smem_bytes(spec, plan) <= H100_SXM.smem_per_block
     # deeper than what fits is refused with the limit named
-    with pytest.raises(PlanError, match="fp8 row stages of 20992 B"):
+    with pytest.raises(PlanError, match="fp8 row stages of 10496 B"):
         plan_for(spec, raw_stages=4)
     for knobs, words in [
         (dict(schedule="seesaw"), "'split' schedule only"),
-        (dict(stages=2), "raw_stages"),
+        (dict(stages=1), "2..6 dequantized"),
         (dict(raw_stages=0), "raw_stages = 0"),
-        (dict(block_n=128), "32 or 64"),
+        (dict(block_n=32), "block_n=64, consumer_wgs=2"),
+        (dict(consumer_wgs=1), "block_n=64, consumer_wgs=2"),
+        (dict(producer_regs=24, consumer_regs=240), "dequantizing warps"),
     ]:
         with pytest.raises(PlanError, match=words):
             check_plan(spec, dataclasses.replace(plan, **knobs))
     with pytest.raises(PlanError, match="only fp8_e4m3 caches"):
         check_plan(SPEC_FILES["deepseek_v3.py"], dataclasses.replace(plan_for(SPEC_FILES["deepseek_v3.py"]), raw_stages=2))
     plans = search_space(spec)
-    assert plans and all(p.stages == 1 and p.raw_stages >= 1 and p.schedule == "split" for p in plans)
+    assert plans and all(p.stages >= 2 and p.raw_stages >= 1 and p.schedule == "split" and p.block_n == 64
+                         for p in plans)
     assert plan in plans
