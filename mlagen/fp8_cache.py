@@ -120,7 +120,7 @@ def round_scale(scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     drop = _SCALE_DROP_BITS[dtype]
     bits = scale.to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
     bits = (bits + ((1 << (drop - 1)) - 1) + ((bits >> drop) & 1)) & ~((1 << drop) - 1)
-    # back to int32 two's complement (negative scales keep their sign bit)
+    # wrap to int32 as the kernel's 32-bit add does (a sum past 2^31 only comes from NaN patterns)
     bits = torch.where(bits >= 2**31, bits - 2**32, bits)
     return bits.to(torch.int32).view(torch.float32)
 

@@ -25,8 +25,8 @@ A plan fixes every compile-time knob of the generated decode kernel:
 * ``raw_stages`` (fp8_e4m3 caches only): depth of the TMA pipeline of packed
   fp8 token rows (16-token stages). Three warps of the producer warpgroup
   dequantize them into ``stages`` bf16/fp16 KV buffers of 32 tokens (half a
-  64-token tile each; one per MMA warpgroup's share of S), so the conversion
-  of the next tile overlaps the MMAs of this one.
+  64-token tile each; one per MMA warpgroup's share of S), so converting the
+  next tile's first half overlaps the MMAs of this one.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
