@@ -216,3 +216,39 @@ def test_fp8_bad_inputs_raise_before_launch():
     odd_stride = pool[:, : spec.page * 656].view(p.num_pages, spec.page, 1, 656)
     with pytest.raises(MLAInputError, match="16 bytes"):
         kernel(p.q, odd_stride, *rest)
+
+
+def _with_extreme_blocks(problem, seed: int):
+    """Rewrite some 128-value blocks of the valid packed rows so the kernel's exact float32 dequant path
+    runs: scale 2^9 over small e4m3 codes (values up to ±15; a rounded scale >= 256 is past both packed
+    multiplies' exact range), scales below the fast path's smallest (2^-130 bf16, 2^-24 fp16), and scale 0.
+    Poisoned (NaN-scale) rows are left as they are. Returns the per-kind block counts."""
+    spec = problem.spec
+    blocks = spec.latent // 128
+    rows = problem.kv_cache.view(torch.uint8)
+    scales = rows[..., spec.latent: spec.latent + 4 * blocks].contiguous().view(torch.float32)
+    gen = torch.Generator(device=rows.device).manual_seed(seed)
+    kind = torch.randint(0, 8, scales.shape, generator=gen, device=rows.device)
+    kind = torch.where(torch.isfinite(scales), kind, torch.full_like(kind, 7))  # 7: keep
+    tiny = 2.0**-130 if spec.dtype == "bf16" else 2.0**-24
+    scales = torch.where(kind == 0, torch.full_like(scales, 2.0**9), scales)
+    scales = torch.where(kind == 1, torch.full_like(scales, tiny), scales)
+    scales = torch.where(kind == 2, torch.zeros_like(scales), scales)
+    codes = rows[..., : spec.latent].view(*rows.shape[:-1], blocks, 128)
+    small = torch.randint(0, 16, codes.shape, generator=gen, device=rows.device, dtype=torch.uint8)
+    small |= torch.randint(0, 2, codes.shape, generator=gen, device=rows.device, dtype=torch.uint8) << 7
+    codes = torch.where((kind == 0)[..., None], small, codes)
+    rows[..., : spec.latent] = codes.reshape(*rows.shape[:-1], spec.latent)
+    rows[..., spec.latent: spec.latent + 4 * blocks] = scales.view(torch.uint8).reshape(*rows.shape[:-1], -1)
+    return {name: int((kind == k).sum()) for k, name in enumerate(("big", "tiny", "zero"))}
+
+
+@pytest.mark.parametrize("name", ["h128_p64_fp8", "h64_p1_fp16_fp8", "h16_p16_q2_causal_fp8"])
+def test_fp8_blocks_outside_the_fast_dequant_range(name):
+    """Blocks whose rounded scale the packed 16-bit multiply cannot take exactly go through float32."""
+    spec = VARIANTS[name]
+    lens = [700, 64, 0, 333] if spec.page != 1 else [300, 5]
+    problem = make_problem(spec, batch=len(lens), seqlens=lens, s_q=spec.max_q, seed=21, device="cuda")
+    counts = _with_extreme_blocks(problem, seed=22)
+    assert min(counts.values()) > 100, counts
+    run_checked(kernel_for(name), problem)
