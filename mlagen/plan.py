@@ -27,6 +27,9 @@ A plan fixes every compile-time knob of the generated decode kernel:
   dequantize them into ``stages`` bf16/fp16 KV buffers of 32 tokens (half a
   64-token tile each; one per MMA warpgroup's share of S), so converting the
   next tile's first half overlaps the MMAs of this one.
+* ``l2_prefetch``: KV tiles ahead of its loads that the TMA warp prefetches
+  into L2 (``cp.async.bulk.prefetch``; 0: none). More bytes in flight per SM
+  without shared memory: the fp8 path's few packed-row stages hold only ~30 KB.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -93,6 +96,7 @@ class KernelPlan:
     loader: str = "tma"
     schedule: str = "split"
     raw_stages: int = 0
+    l2_prefetch: int = 0
     split_kv: bool = True
     parts_per_sm: int = 1
 
@@ -106,7 +110,8 @@ class KernelPlan:
         split = "" if self.split_kv else "-nosplit"
         sched = "-seesaw" if self.schedule == "seesaw" else ""
         raw = f"r{self.raw_stages}" if self.raw_stages else ""
-        return f"n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{sched}{split}"
+        prefetch = f"p{self.l2_prefetch}" if self.l2_prefetch else ""
+        return f"n{self.block_n}s{self.stages}{raw}{prefetch}w{self.consumer_wgs}{sched}{split}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -269,6 +274,8 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
                 "schedule = 'seesaw' passes P through the RoPE chunk of each KV buffer; "
                 f"this spec has none (rope = {spec.rope})"
             )
+    if not 0 <= p.l2_prefetch <= 8:
+        raise PlanError(f"l2_prefetch = {p.l2_prefetch}: must be in 0..8 (KV tiles prefetched ahead; 0 = none)")
     if p.parts_per_sm < 1:
         raise PlanError(f"parts_per_sm = {p.parts_per_sm}: must be >= 1")
     dv_wg = spec.d_v // p.consumer_wgs

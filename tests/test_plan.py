@@ -244,6 +244,16 @@ def test_plan_round_trip_and_tag():
     assert plan.tag == f"n{plan.block_n}s{plan.stages}w{plan.consumer_wgs}"
     assert dataclasses.replace(plan, schedule="seesaw").tag.endswith("-seesaw")
     assert dataclasses.replace(plan, split_kv=False).tag.endswith("-nosplit")
+    assert dataclasses.replace(plan, l2_prefetch=2).tag == f"n{plan.block_n}s{plan.stages}p2w{plan.consumer_wgs}"
+
+
+@pytest.mark.parametrize("spec_file", ["deepseek_v3.py", "deepseek_v3_fp8.py"])
+def test_l2_prefetch_distance_is_checked(spec_file):
+    spec = SPEC_FILES[spec_file]
+    assert plan_for(spec, l2_prefetch=8).l2_prefetch == 8
+    for bad in (-1, 9):
+        with pytest.raises(PlanError, match=f"l2_prefetch = {bad}: must be in 0..8"):
+            plan_for(spec, l2_prefetch=bad)
     assert plan.threads == 128 * (1 + plan.consumer_wgs)
 
 
