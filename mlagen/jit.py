@@ -181,11 +181,10 @@ def _import_source(path: Path, module_name: str):
 
 
 def instruction_counts(ptx: str) -> dict:
-    """Counts of the instructions a plan promises: wgmma, TMA loads, L2 prefetches, setmaxnreg."""
+    """Counts of the instructions a plan promises: wgmma, TMA loads, setmaxnreg."""
     return {
         "wgmma": ptx.count("wgmma.mma_async"),
         "tma_load": ptx.count("cp.async.bulk.tensor"),
-        "l2_prefetch": ptx.count("cp.async.bulk.prefetch.tensor"),
         "setmaxnreg": ptx.count("setmaxnreg"),
         "target_sm_90a": ".target sm_90a" in ptx,
     }

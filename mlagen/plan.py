@@ -11,7 +11,8 @@ A plan fixes every compile-time knob of the generated decode kernel:
   the tile's tokens and owns half of the value/output columns (256 of 512 for
   DeepSeek); P is exchanged through shared memory.
 * ``producer_regs`` / ``consumer_regs``: per-thread register budgets set with
-  ``setmaxnreg`` for the TMA producer warpgroup and the MMA warpgroups.
+  ``setmaxnreg`` for the TMA producer warpgroup and the MMA warpgroups (fp8:
+  the producer warpgroup also dequantizes, so it gets 72 by default).
 * ``loader``: how KV tiles arrive (``"tma"``: bulk tensor copies of
   ``min(page, block_n)`` rows, one per 64-column chunk).
 * ``schedule``: how the MMA warpgroups share a tile. ``"split"``: every
@@ -27,9 +28,6 @@ A plan fixes every compile-time knob of the generated decode kernel:
   dequantize them into ``stages`` bf16/fp16 KV buffers of 32 tokens (half a
   64-token tile each; one per MMA warpgroup's share of S), so converting the
   next tile's first half overlaps the MMAs of this one.
-* ``l2_prefetch``: KV tiles ahead of its loads that the TMA warp prefetches
-  into L2 (``cp.async.bulk.prefetch``; 0: none). More bytes in flight per SM
-  without shared memory: the fp8 path's few packed-row stages hold only ~30 KB.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -69,6 +67,13 @@ _SMEM_ALIGN = 1024
 # Register pairs (producer, consumer) that setmaxnreg accepts and that fill
 # the 64K register file for one CTA of 1 + consumer_wgs warpgroups.
 _REG_SPLITS = {1: ((40, 232), (24, 240)), 2: ((40, 232), (24, 240))}
+# fp8 caches: three producer warps dequantize, with several 32-value items per thread in flight;
+# below 72 registers ptxas spills inside their loop (the MMA threads still fit in 216).
+_FP8_REG_SPLITS = ((72, 216), (56, 224), (40, 232))
+
+
+def _reg_splits(spec: MLASpec, consumer_wgs: int) -> tuple:
+    return _FP8_REG_SPLITS if spec.cache_dtype == FP8_CACHE else _REG_SPLITS[consumer_wgs]
 
 
 # knobs chosen per call by the runtime, not compiled in
@@ -96,7 +101,6 @@ class KernelPlan:
     loader: str = "tma"
     schedule: str = "split"
     raw_stages: int = 0
-    l2_prefetch: int = 0
     split_kv: bool = True
     parts_per_sm: int = 1
 
@@ -110,8 +114,7 @@ class KernelPlan:
         split = "" if self.split_kv else "-nosplit"
         sched = "-seesaw" if self.schedule == "seesaw" else ""
         raw = f"r{self.raw_stages}" if self.raw_stages else ""
-        prefetch = f"p{self.l2_prefetch}" if self.l2_prefetch else ""
-        return f"n{self.block_n}s{self.stages}{raw}{prefetch}w{self.consumer_wgs}{sched}{split}"
+        return f"n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{sched}{split}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -257,10 +260,6 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
             )
         if not 1 <= p.raw_stages <= 8:
             raise PlanError(f"raw_stages = {p.raw_stages}: must be in 1..8 for an fp8_e4m3 cache")
-        if p.producer_regs < 40:
-            raise PlanError(
-                f"producer_regs = {p.producer_regs}: the fp8 dequantizing warps of the producer warpgroup need 40"
-            )
     elif p.raw_stages:
         raise PlanError(f"raw_stages = {p.raw_stages}: only fp8_e4m3 caches have a packed-row pipeline (use 0)")
     if p.schedule == "seesaw":
@@ -274,8 +273,6 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
                 "schedule = 'seesaw' passes P through the RoPE chunk of each KV buffer; "
                 f"this spec has none (rope = {spec.rope})"
             )
-    if not 0 <= p.l2_prefetch <= 8:
-        raise PlanError(f"l2_prefetch = {p.l2_prefetch}: must be in 0..8 (KV tiles prefetched ahead; 0 = none)")
     if p.parts_per_sm < 1:
         raise PlanError(f"parts_per_sm = {p.parts_per_sm}: must be >= 1")
     dv_wg = spec.d_v // p.consumer_wgs
@@ -289,10 +286,10 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
             f"consumer_wgs = 2 splits latent {spec.d_v} into {dv_wg}-column halves; "
             "each half must be a multiple of 64 (the swizzle atom)"
         )
-    if (p.producer_regs, p.consumer_regs) not in _REG_SPLITS[p.consumer_wgs]:
+    if (p.producer_regs, p.consumer_regs) not in _reg_splits(spec, p.consumer_wgs):
         raise PlanError(
             f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): must be one of "
-            f"{list(_REG_SPLITS[p.consumer_wgs])}"
+            f"{list(_reg_splits(spec, p.consumer_wgs))}"
         )
     regs = 128 * (p.producer_regs + p.consumer_wgs * p.consumer_regs)
     if regs > device.regs_per_sm:
@@ -339,6 +336,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     depth = "raw_stages" if spec.cache_dtype == FP8_CACHE else "stages"
     if depth == "raw_stages":
         overrides.setdefault("stages", 3)
+        overrides.setdefault("producer_regs", _FP8_REG_SPLITS[0][0])
+        overrides.setdefault("consumer_regs", _FP8_REG_SPLITS[0][1])
     base = KernelPlan(consumer_wgs=wgs, **{k: v for k, v in overrides.items() if k != depth})
     if depth in overrides:
         return check_plan(spec, dataclasses.replace(base, **{depth: overrides[depth]}), device)
@@ -365,7 +364,7 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
         for wgs in (1, 2):
             for block_n in (32, 64, 128):
                 for stages, raw in depths:
-                    for regs in _REG_SPLITS[wgs]:
+                    for regs in _reg_splits(spec, wgs):
                         plan = KernelPlan(
                             block_n=block_n,
                             stages=stages,

@@ -105,18 +105,6 @@ def test_causal_and_lse_code_appear_only_when_asked(causal, lse):
     assert CAUSAL_CODE not in render_for(MLASpec(q_heads=16, max_q=1, causal=True)).source
 
 
-# (fp8 caches have the split schedule only: test_plan.py)
-@pytest.mark.parametrize("cache_dtype, schedule", [("bf16", "split"), ("bf16", "seesaw"), ("fp8_e4m3", "split")])
-def test_l2_prefetch_code_appears_only_when_planned(cache_dtype, schedule):
-    spec = MLASpec(q_heads=16, cache_dtype=cache_dtype)
-    for distance in (0, 3):
-        src = render(spec, plan_for(spec, schedule=schedule, l2_prefetch=distance)).source
-        assert f"L2_PREFETCH = {distance} " in src
-        assert ("cute.prefetch(tma_atom" in src) == (distance > 0)
-        assert ("self.prefetch_tile(" in src) == (distance > 0)
-        ast.parse(src)
-
-
 def _copy_templates(dest: Path) -> Path:
     shutil.copytree(REPO / "templates", dest)
     return dest
