@@ -23,6 +23,11 @@ A plan fixes every compile-time knob of the generated decode kernel:
   that one warpgroup's softmax overlaps the other's MMAs; P is passed
   through the RoPE chunk of the tile's own buffer, and each buffer is
   released in two halves so the next tiles start loading early.
+  ``"heads_n"`` (fp8_e4m3 caches with ``max_q * heads_per_kv <= 32``): the
+  query rows go on wgmma's N instead of M, S^T = K.Q^T and O^T = V^T.P^T, so
+  no MMA works on padding rows; one MMA warpgroup handles whole 64-token
+  tiles and two producer warpgroups (one TMA warp, seven dequantizing warps)
+  feed it two tiles deep.
 * ``raw_stages`` (fp8_e4m3 caches only): depth of the TMA pipeline of packed
   fp8 token rows (16-token stages). Three warps of the producer warpgroup
   dequantize them into ``stages`` bf16/fp16 KV buffers of 32 tokens (half a
@@ -70,6 +75,9 @@ _REG_SPLITS = {1: ((40, 232), (24, 240)), 2: ((40, 232), (24, 240))}
 # fp8 caches: three producer warps dequantize, with several 32-value items per thread in flight;
 # below 72 registers ptxas spills inside their loop (the MMA threads still fit in 216).
 _FP8_REG_SPLITS = ((72, 216), (56, 224), (40, 232))
+# heads_n: two producer warpgroups and one MMA warpgroup; the MMA warpgroup's registers come from
+# what the producers give up below the launch's even share (168 each for 384 threads)
+_HEADS_N_REGS = (136, 232)
 
 
 def _reg_splits(spec: MLASpec, consumer_wgs: int) -> tuple:
@@ -105,14 +113,19 @@ class KernelPlan:
     parts_per_sm: int = 1
 
     @property
+    def producer_wgs(self) -> int:
+        """Warpgroups that load (and for fp8 dequantize) KV tiles."""
+        return 2 if self.schedule == "heads_n" else 1
+
+    @property
     def threads(self) -> int:
-        return 128 * (1 + self.consumer_wgs)
+        return 128 * (self.producer_wgs + self.consumer_wgs)
 
     @property
     def tag(self) -> str:
         """Short readable plan name used in file names, e.g. ``n64s2w2``."""
         split = "" if self.split_kv else "-nosplit"
-        sched = "-seesaw" if self.schedule == "seesaw" else ""
+        sched = f"-{self.schedule.replace('_', '')}" if self.schedule != "split" else ""
         raw = f"r{self.raw_stages}" if self.raw_stages else ""
         return f"n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{sched}{split}"
 
@@ -152,15 +165,18 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     raw_bars = plan.raw_stages * 2 * 8
     if plan.schedule == "seesaw":
         small = 4 * 2 * 8 + 32 + 56 + plan.consumer_wgs * rows + 4 * rows
+    elif plan.schedule == "heads_n":
+        # per-warp column maxima (two tiles' worth) and sums
+        small = plan.stages * 2 * 8 + 32 + 56 + 3 * 4 * q_rows(spec, plan) * 4
     else:
         small = plan.stages * 2 * 8 + 32 + 56 + 2 * plan.consumer_wgs * rows
     small += raw_bars
     total = -(-small // _SMEM_ALIGN) * _SMEM_ALIGN
     # the split schedule's P tile; the seesaw passes P through each buffer's RoPE chunk and keeps
     # one tile for warpgroup A's own, unscaled P
-    p_tile = plan.block_m * plan.block_n * elem
+    p_tile = q_rows(spec, plan) * plan.block_n * elem
     for size in (
-        plan.block_m * d_pad * elem,                 # Q tile
+        q_rows(spec, plan) * d_pad * elem,           # Q tile
         plan.stages * kv_rows(spec, plan) * d_pad * elem,   # KV tiles (fp8: dequantized half tiles)
         p_tile,                                      # P tile
         raw_stage_bytes(spec, plan) * plan.raw_stages,  # packed fp8 rows
@@ -172,6 +188,23 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
 FP8_KV_ROWS = 32  # tokens per dequantized KV buffer: one warpgroup's half of a 64-token tile
 FP8_RAW_ROWS = 16  # tokens per stage of packed fp8 rows
 FP8_DEQUANT_WARPS = 3  # producer-warpgroup warps that dequantize (the fourth issues the TMA loads)
+HEADS_N_MAX_COLS = 32  # query rows on N: O^T (latent x N float32) must fit one warpgroup's registers
+
+
+def dequant_warps(plan: KernelPlan) -> int:
+    """Producer warps that dequantize fp8 rows: all of the producer warpgroups but the TMA warp."""
+    return 4 * plan.producer_wgs - 1
+
+
+def heads_n_cols(spec: MLASpec) -> int:
+    """The heads_n schedule's N: the query rows of one KV head (max_q * heads_per_kv), rounded up to 16
+    (the smallest N whose Q and P^T tiles fill a swizzle atom)."""
+    return -(-spec.max_q * spec.heads_per_kv // 16) * 16
+
+
+def q_rows(spec: MLASpec, plan: KernelPlan) -> int:
+    """Query rows held in shared memory: a 64-row M tile, or for heads_n the N columns."""
+    return heads_n_cols(spec) if plan.schedule == "heads_n" else plan.block_m
 
 
 def kv_rows(spec: MLASpec, plan: KernelPlan) -> int:
@@ -199,6 +232,10 @@ def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:
     """Estimated registers per MMA thread: O and S accumulators plus overhead."""
     dv_wg = spec.d_v // plan.consumer_wgs
     acc_o = plan.block_m * dv_wg // 128
+    if plan.schedule == "heads_n":
+        # O^T: latent x N and S^T: tile x N, both float32 over one warpgroup
+        n = heads_n_cols(spec)
+        return spec.d_v * n // 128 + plan.block_n * n // 128 + _CONSUMER_REG_OVERHEAD
     if plan.schedule == "seesaw":
         # a whole tile of S in float32, and P in bf16 on its way to shared memory
         acc_s = plan.block_m * plan.block_n // 128 + plan.block_m * plan.block_n // 256
@@ -243,11 +280,35 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
         raise PlanError(f"stages = {p.stages}: must be in 1..6")
     if p.loader != "tma":
         raise PlanError(f"loader = {p.loader!r}: only 'tma' is generated")
-    if p.schedule not in ("split", "seesaw"):
-        raise PlanError(f"schedule = {p.schedule!r}: must be 'split' or 'seesaw'")
-    if spec.cache_dtype == FP8_CACHE:
+    if p.schedule not in ("split", "seesaw", "heads_n"):
+        raise PlanError(f"schedule = {p.schedule!r}: must be 'split', 'seesaw' or 'heads_n'")
+    if p.schedule == "heads_n":
+        if spec.cache_dtype != FP8_CACHE:
+            raise PlanError("schedule = 'heads_n' is generated for fp8_e4m3 caches only")
+        rows = spec.max_q * spec.heads_per_kv
+        if rows > HEADS_N_MAX_COLS:
+            raise PlanError(
+                f"schedule = 'heads_n' puts the {rows} query rows of a KV head (max_q {spec.max_q} x "
+                f"{spec.heads_per_kv} heads) on wgmma's N; at most {HEADS_N_MAX_COLS} fit (O^T in registers)"
+            )
+        if p.block_n != 64 or p.consumer_wgs != 1 or p.stages != 4:
+            raise PlanError(
+                "schedule = 'heads_n' runs one MMA warpgroup over 64-token tiles, two tiles deep "
+                f"(four 32-token halves): needs block_n=64, consumer_wgs=1, stages=4 (got {p.block_n}, "
+                f"{p.consumer_wgs}, {p.stages})"
+            )
+        if (p.producer_regs, p.consumer_regs) != _HEADS_N_REGS:
+            raise PlanError(
+                f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): schedule 'heads_n' "
+                f"(two producer warpgroups, one MMA warpgroup) takes {_HEADS_N_REGS}"
+            )
+        if not 1 <= p.raw_stages <= 8:
+            raise PlanError(f"raw_stages = {p.raw_stages}: must be in 1..8 for an fp8_e4m3 cache")
+    elif spec.cache_dtype == FP8_CACHE:
         if p.schedule != "split":
-            raise PlanError(f"schedule = {p.schedule!r}: fp8_e4m3 caches are generated for the 'split' schedule only")
+            raise PlanError(
+                f"schedule = {p.schedule!r}: fp8_e4m3 caches are generated for the 'split' and 'heads_n' schedules"
+            )
         if p.block_n != 64 or p.consumer_wgs != 2:
             raise PlanError(
                 f"block_n = {p.block_n}, consumer_wgs = {p.consumer_wgs}: an fp8_e4m3 cache is dequantized "
@@ -276,7 +337,7 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
     if p.parts_per_sm < 1:
         raise PlanError(f"parts_per_sm = {p.parts_per_sm}: must be >= 1")
     dv_wg = spec.d_v // p.consumer_wgs
-    if spec.d_v % p.consumer_wgs or dv_wg > 256:
+    if p.schedule != "heads_n" and (spec.d_v % p.consumer_wgs or dv_wg > 256):
         raise PlanError(
             f"consumer_wgs = {p.consumer_wgs}: each warpgroup would own {spec.d_v / p.consumer_wgs:g} "
             "output columns; wgmma allows at most 256"
@@ -286,12 +347,12 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
             f"consumer_wgs = 2 splits latent {spec.d_v} into {dv_wg}-column halves; "
             "each half must be a multiple of 64 (the swizzle atom)"
         )
-    if (p.producer_regs, p.consumer_regs) not in _reg_splits(spec, p.consumer_wgs):
+    if p.schedule != "heads_n" and (p.producer_regs, p.consumer_regs) not in _reg_splits(spec, p.consumer_wgs):
         raise PlanError(
             f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): must be one of "
             f"{list(_reg_splits(spec, p.consumer_wgs))}"
         )
-    regs = 128 * (p.producer_regs + p.consumer_wgs * p.consumer_regs)
+    regs = 128 * (p.producer_wgs * p.producer_regs + p.consumer_wgs * p.consumer_regs)
     if regs > device.regs_per_sm:
         raise PlanError(
             f"register file: {regs} registers per CTA exceed {device.regs_per_sm} on {device.name}"
@@ -325,7 +386,12 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     if why:
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     overrides = dict(overrides)
-    wgs = overrides.pop("consumer_wgs", 2 if spec.d_v % 128 == 0 else 1)
+    heads_n = overrides.get("schedule") == "heads_n"
+    wgs = overrides.pop("consumer_wgs", 1 if heads_n or spec.d_v % 128 else 2)
+    if heads_n:
+        overrides.setdefault("stages", 4)
+        overrides.setdefault("producer_regs", _HEADS_N_REGS[0])
+        overrides.setdefault("consumer_regs", _HEADS_N_REGS[1])
     if overrides.get("schedule") == "seesaw":
         # its only shape: two 64-token buffers shared by two warpgroups
         overrides.setdefault("stages", 2)
@@ -360,11 +426,11 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
     fp8 = spec.cache_dtype == FP8_CACHE
     # fp8: (dequantized buffers, packed-row stages); 16-bit: (KV stages, 0)
     depths = [(s, r) for s in range(2, 5) for r in range(1, 9)] if fp8 else [(d, 0) for d in range(1, 7)]
-    for schedule in ("split", "seesaw"):
+    for schedule in ("split", "seesaw", "heads_n"):
         for wgs in (1, 2):
             for block_n in (32, 64, 128):
                 for stages, raw in depths:
-                    for regs in _reg_splits(spec, wgs):
+                    for regs in (_HEADS_N_REGS,) if schedule == "heads_n" else _reg_splits(spec, wgs):
                         plan = KernelPlan(
                             block_n=block_n,
                             stages=stages,

@@ -94,6 +94,22 @@ def test_random_supported_specs_render_valid_python(spec, knobs):
     assert rendered.module_name.isidentifier()
 
 
+# (packed fp8 rows must be a multiple of 16 bytes, which with a rope multiple of 8 only latent 512 gives)
+@given(specs(cache_dtype="fp8_e4m3", latent=512, rope=st.sampled_from([0, 32, 64]), rope_at="tail",
+             q_heads=st.integers(1, 32), max_q=st.integers(1, 3)),
+       st.sampled_from([None, dict(schedule="heads_n")]))
+def test_random_fp8_specs_render_valid_python_on_both_schedules(spec, knobs):
+    try:
+        plan = plan_for(spec, **(knobs or {}))
+    except PlanError:
+        assume(False)
+    src = render(spec, plan).source
+    ast.parse(src)
+    assert (CAUSAL_CODE in src) == spec.causal
+    assert ("S^T = K.Q^T" in src) == (plan.schedule == "heads_n")
+    assert f"PRODUCER_WGS = {plan.producer_wgs} " in src and f"DEQ_WARPS = {4 * plan.producer_wgs - 1} " in src
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("lse", [False, True])
 def test_causal_and_lse_code_appear_only_when_asked(causal, lse):

@@ -260,7 +260,7 @@ def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     with pytest.raises(PlanError, match="fp8 row stages of 10496 B"):
         plan_for(spec, raw_stages=4)
     for knobs, words in [
-        (dict(schedule="seesaw"), "'split' schedule only"),
+        (dict(schedule="seesaw"), "'split' and 'heads_n' schedules"),
         (dict(stages=1), "2..6 dequantized"),
         (dict(raw_stages=0), "raw_stages = 0"),
         (dict(block_n=32), "block_n=64, consumer_wgs=2"),
@@ -275,3 +275,27 @@ def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     assert plans and all(p.stages >= 2 and p.raw_stages >= 1 and p.schedule == "split" and p.block_n == 64
                          for p in plans)
     assert plan in plans
+
+
+def test_heads_n_schedule_puts_few_query_rows_on_n():
+    spec = MLASpec(q_heads=16, max_q=2, causal=True, cache_dtype="fp8_e4m3")
+    plan = plan_for(spec, schedule="heads_n")
+    assert (plan.consumer_wgs, plan.stages, plan.block_n) == (1, 4, 64)
+    assert (plan.producer_wgs, plan.threads) == (2, 384) and plan.tag.endswith("-headsn")
+    assert (plan.producer_regs, plan.consumer_regs) == (136, 232)
+    assert 128 * (2 * plan.producer_regs + plan.consumer_regs) <= H100_SXM.regs_per_sm
+    assert smem_bytes(spec, plan) <= H100_SXM.smem_per_block
+    # O^T is latent x 32 float32 over one warpgroup: 128 registers, plus S^T and the rest
+    assert consumer_registers(spec, plan) == 128 + 16 + 64
+    assert plan in search_space(spec)
+    for bad, words in [
+        (MLASpec(q_heads=16, max_q=2, causal=True), "fp8_e4m3 caches only"),
+        (MLASpec(q_heads=32, max_q=2, causal=True, cache_dtype="fp8_e4m3"), "64 query rows"),
+    ]:
+        with pytest.raises(PlanError, match=words):
+            plan_for(bad, schedule="heads_n")
+        assert all(p.schedule != "heads_n" for p in search_space(bad))
+    for knobs, words in [(dict(stages=3), "stages=4"), (dict(consumer_wgs=2), "consumer_wgs=1"),
+                         (dict(producer_regs=72, consumer_regs=216), r"takes \(136, 232\)")]:
+        with pytest.raises(PlanError, match=words):
+            check_plan(spec, dataclasses.replace(plan, **knobs))

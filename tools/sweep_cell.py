@@ -46,11 +46,12 @@ def main() -> None:
     ap.add_argument("--s-k", type=int, nargs="+", default=[16384])
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--page", type=int, default=64)
+    ap.add_argument("--max-q", type=int, default=None, help="the spec's max_q (default: the bench grid's)")
     ap.add_argument("--cache", default=None, help="fp8_e4m3 for the packed fp8 cache")
     ap.add_argument("--plan", action="append", default=None, help='knob=value[,knob=value] ("" = heuristic)')
     ap.add_argument("--rep-ms", type=float, default=40)
     args = ap.parse_args()
-    spec = cell_spec(dict(h_q=args.h_q, s_q=args.s_q, page=args.page, cache=args.cache))
+    spec = cell_spec(dict(h_q=args.h_q, s_q=args.s_q, page=args.page, cache=args.cache, max_q=args.max_q))
     ceilings = measure_ceilings()
     print(f"ceilings: copy {ceilings.copy_gbps:.1f} GB/s, matmul {ceilings.matmul_tflops:.1f} TFLOP/s", flush=True)
     for text in args.plan or [""]:
