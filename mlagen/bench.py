@@ -68,8 +68,10 @@ def _grid_mtp4():
 
 
 def _grid_fp8():
-    """The default grid over an fp8_e4m3 cache (656 B/token), each cell after its bf16-cache twin."""
-    return [dict(cell, cache=cache) for cell in _grid_default() for cache in ("bf16", "fp8_e4m3")]
+    """The default grid over an fp8_e4m3 cache (656 B/token), each cell after its bf16-cache twin. Each
+    cell's spec is compiled for exactly its s_q (max_q = s_q), as a deployment compiles for its MTP
+    depth: the query rows per KV head decide the schedule (heads_n up to 32 rows)."""
+    return [dict(cell, cache=cache, max_q=cell["s_q"]) for cell in _grid_default() for cache in ("bf16", "fp8_e4m3")]
 
 
 GRIDS = {
