@@ -45,7 +45,7 @@ def fits_device(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM)
 
 def test_every_spec_file_is_supported():
     assert SUPPORTED == sorted(SPEC_FILES)
-    assert len(SUPPORTED) == 11
+    assert len(SUPPORTED) == 12
 
 
 @pytest.mark.parametrize("name", SUPPORTED)
@@ -54,10 +54,13 @@ def test_spec_file_plan_fits_the_device(name):
     plan = plan_for(spec)
     assert check_plan(spec, plan) is plan
     assert smem_bytes(spec, plan) <= H100_SXM.smem_per_block
-    assert 128 * (plan.producer_regs + plan.consumer_wgs * plan.consumer_regs) <= H100_SXM.regs_per_sm
+    assert 128 * (plan.producer_wgs * plan.producer_regs + plan.consumer_wgs * plan.consumer_regs) <= H100_SXM.regs_per_sm
     assert consumer_registers(spec, plan) <= plan.consumer_regs
     assert plan.loader == "tma" and plan.block_m == 64
-    assert plan.consumer_wgs == (2 if spec.d_v % 128 == 0 else 1)
+    # heads_n (fp8, <= 32 query rows per KV head): one MMA warpgroup over whole tiles
+    heads_n = spec.cache_dtype == "fp8_e4m3" and spec.max_q * spec.heads_per_kv <= 32
+    assert plan.schedule == ("heads_n" if heads_n else "split")
+    assert plan.consumer_wgs == (1 if heads_n or spec.d_v % 128 else 2)
     # deterministic: the same spec gets the same plan
     assert plan_for(spec) == plan
 

@@ -364,6 +364,7 @@ EXPECTED_FILES = {
     "deepseek_v3_fp8.py",
     "deepseek_v3_fp16.py",
     "deepseek_v2_lite.py",
+    "deepseek_v2_lite_fp8.py",
     "kimi_k2.py",
     "minicpm3.py",
 }
