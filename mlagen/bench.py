@@ -493,12 +493,15 @@ def run(args: argparse.Namespace) -> int:
 
     command = "mlagen bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "mlagen bench"
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
+    from mlagen.plan import parse_knob
+
     overrides = {}
     for item in args.plan:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise CLIError(f"--plan {item!r}: expected KNOB=VALUE")
-        overrides[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
+        try:
+            key, value = parse_knob(item)
+        except ValueError as e:
+            raise CLIError(f"--plan {e}") from None
+        overrides[key] = value
     spec = None
     if args.spec:
         from mlagen.spec import load_spec

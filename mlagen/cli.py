@@ -255,30 +255,13 @@ def _build_args(p: argparse.ArgumentParser) -> None:
 
 
 def _plan_override(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` for a :class:`~mlagen.plan.KernelPlan` knob, VALUE parsed as the knob's type."""
-    import dataclasses
+    """``KEY=VALUE`` for a plan knob (argparse type)."""
+    from mlagen.plan import parse_knob
 
-    from mlagen.plan import KernelPlan
-
-    key, sep, value = text.partition("=")
-    key, value = key.strip(), value.strip()
-    knobs = {f.name: f.default for f in dataclasses.fields(KernelPlan)}
-    if not sep or not key or not value:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. block_n=64")
-    if key not in knobs:
-        raise argparse.ArgumentTypeError(f"{text!r}: unknown plan knob {key!r} (knobs: {', '.join(knobs)})")
-    default = knobs[key]
-    if isinstance(default, bool):
-        lowered = value.lower()
-        if lowered not in ("true", "false", "1", "0", "yes", "no"):
-            raise argparse.ArgumentTypeError(f"{text!r}: {key} takes true or false")
-        return key, lowered in ("true", "1", "yes")
-    if isinstance(default, int):
-        try:
-            return key, int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: {key} takes an integer") from None
-    return key, value
+    try:
+        return parse_knob(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _build_run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from mlagen.plan import KernelPlan, dequant_warps, heads_n_cols, kv_rows, padded_dqk, q_rows, raw_rows
+from mlagen.plan import KernelPlan, dequant_warps, kv_rows, padded_dqk, q_rows, raw_rows
 from mlagen.spec import FP8_CACHE, MLASpec
 
 __all__ = ["RenderedKernel", "render", "template_dir", "template_hash", "write_generated"]
@@ -97,7 +97,6 @@ def _constants(spec: MLASpec, plan: KernelPlan) -> dict:
         "kv_rows": kv_rows(spec, plan),
         "dequant_warps": dequant_warps(plan),
         "heads_n": plan.schedule == "heads_n",
-        "n_cols": heads_n_cols(spec),
         "q_rows": q_rows(spec, plan),
         # rows of one 64-column chunk block of a KV buffer: heads_n's buffers are whole tiles whose
         # two 32-token halves are dequantized (and waited for) separately

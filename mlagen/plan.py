@@ -29,10 +29,10 @@ A plan fixes every compile-time knob of the generated decode kernel:
   tiles and two producer warpgroups (one TMA warp, seven dequantizing warps)
   feed it two tiles deep.
 * ``raw_stages`` (fp8_e4m3 caches only): depth of the TMA pipeline of packed
-  fp8 token rows (16-token stages). Three warps of the producer warpgroup
-  dequantize them into ``stages`` bf16/fp16 KV buffers of 32 tokens (half a
-  64-token tile each; one per MMA warpgroup's share of S), so converting the
-  next tile's first half overlaps the MMAs of this one.
+  fp8 token rows (16-token stages). The producer warps other than the TMA
+  warp (three, or seven with ``heads_n``) dequantize them into ``stages``
+  bf16/fp16 KV buffers of 32 tokens (half a 64-token tile each), so
+  converting the next tile overlaps the MMAs of this one.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -58,6 +58,8 @@ __all__ = [
     "PlanError",
     "UnsupportedSpecError",
     "check_plan",
+    "parse_knob",
+    "parse_knobs",
     "plan_for",
     "search_space",
     "smem_bytes",
@@ -150,6 +152,34 @@ class KernelPlan:
         return hashlib.sha256(self.key.encode()).hexdigest()[:8]
 
 
+def parse_knob(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for a :class:`KernelPlan` knob, VALUE parsed as the knob's type (``ValueError`` if not)."""
+    key, sep, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    knobs = {f.name: f.default for f in dataclasses.fields(KernelPlan)}
+    if not sep or not key or not value:
+        raise ValueError(f"{text!r}: expected KEY=VALUE, e.g. block_n=64")
+    if key not in knobs:
+        raise ValueError(f"{text!r}: unknown plan knob {key!r} (knobs: {', '.join(knobs)})")
+    default = knobs[key]
+    if isinstance(default, bool):
+        lowered = value.lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{text!r}: {key} takes true or false")
+        return key, lowered in ("true", "1", "yes")
+    if isinstance(default, int):
+        try:
+            return key, int(value)
+        except ValueError:
+            raise ValueError(f"{text!r}: {key} takes an integer") from None
+    return key, value
+
+
+def parse_knobs(text: str) -> dict:
+    """Comma-separated ``KEY=VALUE`` knobs (``"schedule=heads_n,raw_stages=3"``; ``""``: none)."""
+    return dict(parse_knob(item) for item in text.split(",") if item.strip())
+
+
 def padded_dqk(spec: MLASpec) -> int:
     """Width of a key row in shared memory: d_qk rounded up to the 64-column TMA/swizzle chunk."""
     return -(-spec.d_qk // 64) * 64
@@ -187,7 +217,6 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
 
 FP8_KV_ROWS = 32  # tokens per dequantized KV buffer: one warpgroup's half of a 64-token tile
 FP8_RAW_ROWS = 16  # tokens per stage of packed fp8 rows
-FP8_DEQUANT_WARPS = 3  # producer-warpgroup warps that dequantize (the fourth issues the TMA loads)
 HEADS_N_MAX_COLS = 32  # query rows on N: O^T (latent x N float32) must fit one warpgroup's registers
 
 
@@ -376,7 +405,8 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
 
 def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> KernelPlan:
     """The heuristic plan for ``spec``: 64-token tiles, the split schedule (fp8 caches with at most
-    32 query rows per KV head: the heads_n schedule), the deepest KV pipeline that fits. (The seesaw schedule is 2-7% faster on 128-head cells but stays opt-in,
+    32 query rows per KV head: the heads_n schedule), the deepest KV pipeline that fits. (The
+    seesaw schedule is 2-7% faster on 128-head cells but stays opt-in,
     ``schedule="seesaw"`` or ``mlagen tune``, until compute-sanitizer's racecheck is clean on it:
     see docs/perf/README.md.)
 

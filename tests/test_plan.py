@@ -17,6 +17,7 @@ from mlagen.plan import (
     UnsupportedSpecError,
     check_plan,
     consumer_registers,
+    parse_knobs,
     plan_for,
     search_space,
     smem_bytes,
@@ -302,3 +303,14 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
                          (dict(producer_regs=72, consumer_regs=216), r"takes \(136, 232\)")]:
         with pytest.raises(PlanError, match=words):
             check_plan(spec, dataclasses.replace(plan, **knobs))
+
+
+def test_plan_knobs_parse_with_their_types():
+    assert parse_knobs("") == {}
+    assert parse_knobs("schedule=heads_n, raw_stages=3,split_kv=false") == dict(
+        schedule="heads_n", raw_stages=3, split_kv=False)
+    assert plan_for(SPEC_FILES["deepseek_v3.py"], **parse_knobs("stages=1")).stages == 1
+    for text, words in [("stages", "expected KEY=VALUE"), ("foo=1", "unknown plan knob 'foo'"),
+                        ("stages=two", "stages takes an integer"), ("split_kv=maybe", "takes true or false")]:
+        with pytest.raises(ValueError, match=words):
+            parse_knobs(text)

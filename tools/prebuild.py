@@ -63,10 +63,9 @@ def main(argv=None) -> int:
             for cell in grid():
                 spec = cell_spec(cell)
                 todo[f"bench_{spec.name}"] = spec
-    overrides = {}
-    for entry in args.plan:
-        key, _, value = entry.partition("=")
-        overrides[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    from mlagen.plan import parse_knob
+
+    overrides = dict(parse_knob(entry) for entry in args.plan)
     items = [(name, spec.to_dict(), os.path.abspath(args.cache), overrides) for name, spec in todo.items()]
     start = time.time()
     failed = 0

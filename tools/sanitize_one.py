@@ -27,15 +27,12 @@ def main() -> int:
     import torch
 
     import mlagen.jit
-    from mlagen.plan import plan_for
+    from mlagen.plan import parse_knob, plan_for
     from mlagen.testing import assert_close_mla, make_problem
     from mlagen.variants import kernel_variants
 
     spec = kernel_variants()[args.variant]
-    overrides = {}
-    for item in args.plan:
-        key, _, value = item.partition("=")
-        overrides[key] = int(value) if value.isdigit() else value
+    overrides = dict(parse_knob(item) for item in args.plan)
     kernel = mlagen.jit.compile(spec, plan_for(spec, **overrides))
     lens = [int(x) for x in args.lens.split(",")]
     p = make_problem(spec, batch=len(lens), seqlens=lens, s_q=args.s_q, seed=3, device="cuda")

@@ -3,7 +3,7 @@
 For exploring plan knobs on the GPU before they go into the planner or `mlagen tune`:
 
     python tools/sweep_cell.py --h-q 16 --s-k 16384 --cache fp8_e4m3 \\
-        --plan "" --plan l2_prefetch=2 --plan stages=2,raw_stages=6
+        --plan "" --plan schedule=split --plan schedule=split,stages=2,raw_stages=6
 
 Each ``--plan`` is a comma-separated list of knob=value overrides for ``plan_for`` ("" is the
 heuristic plan). Every kernel is first checked against the float32 reference on a small
@@ -20,13 +20,8 @@ import torch
 
 import mlagen.jit
 from mlagen.bench import cell_spec, format_cell, measure_ceilings, run_cell
-from mlagen.plan import plan_for
+from mlagen.plan import parse_knobs, plan_for
 from mlagen.testing import assert_close_mla, make_problem
-
-
-def parse_plan(text: str) -> dict:
-    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-    return {k.strip(): int(v) if v.strip().isdigit() else v.strip() for k, v in pairs}
 
 
 def check(kernel, spec) -> None:
@@ -55,7 +50,7 @@ def main() -> None:
     ceilings = measure_ceilings()
     print(f"ceilings: copy {ceilings.copy_gbps:.1f} GB/s, matmul {ceilings.matmul_tflops:.1f} TFLOP/s", flush=True)
     for text in args.plan or [""]:
-        kernel = mlagen.jit.compile(spec, plan_for(spec, **parse_plan(text)), tuned=False)
+        kernel = mlagen.jit.compile(spec, plan_for(spec, **parse_knobs(text)), tuned=False)
         check(kernel, spec)
         for s_k in args.s_k:
             cell = run_cell(kernel, spec, args.batch, args.s_q, s_k, ceilings, rep_ms=args.rep_ms)[0]

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import mlagen.jit
-from mlagen.plan import PlanError, plan_for
+from mlagen.plan import PlanError, parse_knobs, plan_for
 from mlagen.runtime import MLAInputError
 from mlagen.testing import assert_close_mla, make_problem, seqlens
 from mlagen.variants import kernel_variants
@@ -36,9 +36,7 @@ _kernels: dict[str, object] = {}
 def plan_overrides() -> dict:
     """Plan knobs pinned for the whole suite: MLAGEN_TEST_PLAN="schedule=seesaw" runs it on that schedule
     (variants the knobs do not fit keep the planner's choice)."""
-    text = os.environ.get("MLAGEN_TEST_PLAN", "")
-    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-    return {k.strip(): int(v) if v.strip().isdigit() else v.strip() for k, v in pairs}
+    return parse_knobs(os.environ.get("MLAGEN_TEST_PLAN", ""))
 
 
 def kernel_for(name: str):
