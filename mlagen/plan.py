@@ -228,7 +228,7 @@ FP8_KV_ROWS = 32  # tokens per dequantized KV buffer: one warpgroup's half of a 
 FP8_RAW_ROWS = 16  # tokens per stage of packed fp8 rows
 HEADS_N_MAX_COLS = 32  # query rows on N: O^T (latent x N float32) must fit one warpgroup's registers
 HEADS_N_SCALE_STAGES = 3  # tiles of scales in flight
-HEADS_N_RAW_STAGES = 1  # default fp8 latent chunk stages per converting warp (4 KB each, seven warps)
+HEADS_N_RAW_STAGES = (2, 1)  # fp8 latent chunk stages per converting warp (4 KB each, seven warps), preferred first
 HEADS_N_MIN_PAGE = 16  # TMA boxes never cross a page: smaller pages need > 4 loads per chunk
 
 
@@ -466,9 +466,19 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
         overrides.setdefault("schedule", "heads_n")
     heads_n = overrides.get("schedule") == "heads_n"
+    if heads_n and "raw_stages" not in overrides:
+        # two staged chunks per converting warp hide the loads' latency (h_q 16: 0.70 -> 0.56 ms at
+        # 16k, docs/perf/README.md); with 32 query rows (a 36 KB Q tile) they leave no room for a
+        # two-tile ring, and one is the rest
+        first_error = None
+        for raw in HEADS_N_RAW_STAGES:
+            try:
+                return plan_for(spec, device, raw_stages=raw, **overrides)
+            except PlanError as e:
+                first_error = first_error or e
+        raise first_error
     wgs = overrides.pop("consumer_wgs", 1 if heads_n or spec.d_v % 128 else 2)
     if heads_n:
-        overrides.setdefault("raw_stages", HEADS_N_RAW_STAGES)
         overrides.setdefault("producer_regs", _HEADS_N_REGS[0])
         overrides.setdefault("consumer_regs", _HEADS_N_REGS[1])
     if overrides.get("schedule") == "seesaw":
