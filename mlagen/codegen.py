@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from mlagen.plan import KernelPlan, dequant_warps, kv_rows, padded_dqk, q_rows, raw_rows
+from mlagen.plan import (
+    HEADS_N_SCALE_STAGES,
+    KernelPlan,
+    dequant_warps,
+    heads_n_scale_box_words,
+    heads_n_tile_chunks,
+    kv_rows,
+    padded_dqk,
+    q_rows,
+    raw_rows,
+)
 from mlagen.spec import FP8_CACHE, MLASpec
 
 __all__ = ["RenderedKernel", "render", "template_dir", "template_hash", "write_generated"]
@@ -98,9 +108,11 @@ def _constants(spec: MLASpec, plan: KernelPlan) -> dict:
         "dequant_warps": dequant_warps(plan),
         "heads_n": plan.schedule == "heads_n",
         "q_rows": q_rows(spec, plan),
-        # rows of one 64-column chunk block of a KV buffer: heads_n's buffers are whole tiles whose
-        # two 32-token halves are dequantized (and waited for) separately
+        # rows of one 64-column chunk block of a KV buffer (heads_n: its ring chunks are whole tiles' rows)
         "chunk_rows": plan.block_n if plan.schedule == "heads_n" else kv_rows(spec, plan),
+        "tile_chunks": heads_n_tile_chunks(spec),
+        "scale_box_words": heads_n_scale_box_words(spec),
+        "scale_stages": HEADS_N_SCALE_STAGES,
     }
 
 

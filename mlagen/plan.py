@@ -196,20 +196,29 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     if plan.schedule == "seesaw":
         small = 4 * 2 * 8 + 32 + 56 + plan.consumer_wgs * rows + 4 * rows
     elif plan.schedule == "heads_n":
-        # per-warp column maxima (two tiles' worth) and sums
-        small = plan.stages * 2 * 8 + 32 + 56 + 3 * 4 * q_rows(spec, plan) * 4
+        # per-chunk and per-stage barrier pairs, per-warp column maxima (two tiles' worth) and sums
+        small = (plan.stages + HEADS_N_SCALE_STAGES) * 2 * 8 + 32 + 56 + 3 * 4 * q_rows(spec, plan) * 4
     else:
         small = plan.stages * 2 * 8 + 32 + 56 + 2 * plan.consumer_wgs * rows
+    if plan.schedule == "heads_n":
+        raw_bars *= dequant_warps(plan)  # one staging barrier pair per chunk of each converting warp
     small += raw_bars
     total = -(-small // _SMEM_ALIGN) * _SMEM_ALIGN
     # the split schedule's P tile; the seesaw passes P through each buffer's RoPE chunk and keeps
     # one tile for warpgroup A's own, unscaled P
     p_tile = q_rows(spec, plan) * plan.block_n * elem
+    if plan.schedule == "heads_n":
+        kv = plan.stages * plan.block_n * 64 * elem  # the ring of 64-token x 64-column chunks
+        scales = HEADS_N_SCALE_STAGES * plan.block_n * heads_n_scale_box_words(spec) * 4
+    else:
+        kv = plan.stages * kv_rows(spec, plan) * d_pad * elem  # KV tiles (fp8: dequantized half tiles)
+        scales = 0
     for size in (
         q_rows(spec, plan) * d_pad * elem,           # Q tile
-        plan.stages * kv_rows(spec, plan) * d_pad * elem,   # KV tiles (fp8: dequantized half tiles)
+        kv,
         p_tile,                                      # P tile
-        raw_stage_bytes(spec, plan) * plan.raw_stages,  # packed fp8 rows
+        raw_stage_bytes(spec, plan) * plan.raw_stages,  # packed fp8 rows (heads_n: latent chunks)
+        scales,                                      # heads_n: the tiles' scales
     ):
         total += -(-size // _SMEM_ALIGN) * _SMEM_ALIGN
     return total
@@ -218,6 +227,36 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
 FP8_KV_ROWS = 32  # tokens per dequantized KV buffer: one warpgroup's half of a 64-token tile
 FP8_RAW_ROWS = 16  # tokens per stage of packed fp8 rows
 HEADS_N_MAX_COLS = 32  # query rows on N: O^T (latent x N float32) must fit one warpgroup's registers
+HEADS_N_SCALE_STAGES = 3  # tiles of scales in flight
+HEADS_N_RAW_STAGES = (2, 1)  # fp8 latent chunk stages per converting warp (4 KB each, seven warps), preferred first
+HEADS_N_MIN_PAGE = 16  # TMA boxes never cross a page: smaller pages need > 4 loads per chunk
+
+
+def heads_n_unsupported(spec: MLASpec) -> str | None:
+    """``None`` if the heads_n schedule is generated for ``spec``, else why not."""
+    if spec.cache_dtype != FP8_CACHE:
+        return "schedule = 'heads_n' is generated for fp8_e4m3 caches only"
+    rows = spec.max_q * spec.heads_per_kv
+    if rows > HEADS_N_MAX_COLS:
+        return (
+            f"schedule = 'heads_n' puts the {rows} query rows of a KV head (max_q {spec.max_q} x "
+            f"{spec.heads_per_kv} heads) on wgmma's N; at most {HEADS_N_MAX_COLS} fit (O^T in registers)"
+        )
+    if spec.rope % 64:
+        return f"schedule = 'heads_n' loads the RoPE part as whole 64-column chunks: rope {spec.rope} is not a multiple of 64"
+    if spec.page < HEADS_N_MIN_PAGE:
+        return f"schedule = 'heads_n' loads 64-token chunks in page-sized boxes: page {spec.page} < {HEADS_N_MIN_PAGE}"
+    return None
+
+
+def heads_n_tile_chunks(spec: MLASpec) -> int:
+    """64-column chunks of one 64-token tile in heads_n's ring (latent, then RoPE)."""
+    return padded_dqk(spec) // 64
+
+
+def heads_n_scale_box_words(spec: MLASpec) -> int:
+    """A token's float32 scales as one TMA box row: at least 16 bytes."""
+    return max(4, -(-(spec.latent // 128) // 4) * 4)
 
 
 def dequant_warps(plan: KernelPlan) -> int:
@@ -247,9 +286,12 @@ def raw_rows(plan: KernelPlan) -> int:
 
 
 def raw_stage_bytes(spec: MLASpec, plan: KernelPlan) -> int:
-    """Bytes of one stage of packed fp8 token rows (0 for 16-bit caches)."""
+    """Bytes of one stage of packed fp8 token rows (heads_n: a 64-column fp8 latent chunk of a tile
+    for each converting warp; 0 for 16-bit caches)."""
     if spec.cache_dtype != FP8_CACHE:
         return 0
+    if plan.schedule == "heads_n":
+        return plan.block_n * 64 * dequant_warps(plan)  # one 64-column fp8 chunk per converting warp
     row = spec.cache_bytes_per_token // spec.kv_heads
     box = min(spec.page, raw_rows(plan))
     # TMA writes boxes at 128-byte aligned shared addresses: each gets a rounded-up slot
@@ -305,34 +347,37 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
         raise PlanError(f"consumer_wgs = {p.consumer_wgs}: must be 1 or 2")
     if p.block_n not in (32, 64, 128) or p.block_n % (8 * p.consumer_wgs):
         raise PlanError(f"block_n = {p.block_n}: must be 32, 64 or 128")
-    if not 1 <= p.stages <= 6:
+    if p.schedule != "heads_n" and not 1 <= p.stages <= 6:
         raise PlanError(f"stages = {p.stages}: must be in 1..6")
     if p.loader != "tma":
         raise PlanError(f"loader = {p.loader!r}: only 'tma' is generated")
     if p.schedule not in ("split", "seesaw", "heads_n"):
         raise PlanError(f"schedule = {p.schedule!r}: must be 'split', 'seesaw' or 'heads_n'")
     if p.schedule == "heads_n":
-        if spec.cache_dtype != FP8_CACHE:
-            raise PlanError("schedule = 'heads_n' is generated for fp8_e4m3 caches only")
-        rows = spec.max_q * spec.heads_per_kv
-        if rows > HEADS_N_MAX_COLS:
+        why = heads_n_unsupported(spec)
+        if why:
+            raise PlanError(why)
+        if p.block_n != 64 or p.consumer_wgs != 1:
             raise PlanError(
-                f"schedule = 'heads_n' puts the {rows} query rows of a KV head (max_q {spec.max_q} x "
-                f"{spec.heads_per_kv} heads) on wgmma's N; at most {HEADS_N_MAX_COLS} fit (O^T in registers)"
+                "schedule = 'heads_n' runs one MMA warpgroup over 64-token tiles: needs block_n=64, "
+                f"consumer_wgs=1 (got {p.block_n}, {p.consumer_wgs})"
             )
-        if p.block_n != 64 or p.consumer_wgs != 1 or p.stages != 4:
+        chunks = heads_n_tile_chunks(spec)
+        if not 2 * chunks <= p.stages <= 64:
+            # (two tiles at least: with less, the converting warps idle while a tile is multiplied)
             raise PlanError(
-                "schedule = 'heads_n' runs one MMA warpgroup over 64-token tiles, two tiles deep "
-                f"(four 32-token halves): needs block_n=64, consumer_wgs=1, stages=4 (got {p.block_n}, "
-                f"{p.consumer_wgs}, {p.stages})"
+                f"stages = {p.stages}: schedule 'heads_n' counts 64x64 KV chunks in its ring; a tile is "
+                f"{chunks} of them, so stages must be in {2 * chunks}..64"
             )
         if (p.producer_regs, p.consumer_regs) != _HEADS_N_REGS:
             raise PlanError(
                 f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): schedule 'heads_n' "
                 f"(two producer warpgroups, one MMA warpgroup) takes {_HEADS_N_REGS}"
             )
-        if not 1 <= p.raw_stages <= 8:
-            raise PlanError(f"raw_stages = {p.raw_stages}: must be in 1..8 for an fp8_e4m3 cache")
+        if not 1 <= p.raw_stages <= 2:
+            raise PlanError(
+                f"raw_stages = {p.raw_stages}: schedule 'heads_n' stages 1..2 fp8 latent chunks per converting warp"
+            )
     elif spec.cache_dtype == FP8_CACHE:
         if p.schedule != "split":
             raise PlanError(
@@ -416,15 +461,24 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     if why:
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     overrides = dict(overrides)
-    if (spec.cache_dtype == FP8_CACHE and spec.max_q * spec.heads_per_kv <= HEADS_N_MAX_COLS
-            and "consumer_wgs" not in overrides):
+    if heads_n_unsupported(spec) is None and "consumer_wgs" not in overrides:
         # few query rows per KV head: on N they waste no MMA rows, and the dequantizers get seven
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
         overrides.setdefault("schedule", "heads_n")
     heads_n = overrides.get("schedule") == "heads_n"
+    if heads_n and "raw_stages" not in overrides:
+        # two staged chunks per converting warp hide the loads' latency (h_q 16: 0.70 -> 0.56 ms at
+        # 16k, docs/perf/README.md); with 32 query rows (a 36 KB Q tile) they leave no room for a
+        # two-tile ring, and one is the rest
+        first_error = None
+        for raw in HEADS_N_RAW_STAGES:
+            try:
+                return plan_for(spec, device, raw_stages=raw, **overrides)
+            except PlanError as e:
+                first_error = first_error or e
+        raise first_error
     wgs = overrides.pop("consumer_wgs", 1 if heads_n or spec.d_v % 128 else 2)
     if heads_n:
-        overrides.setdefault("stages", 4)
         overrides.setdefault("producer_regs", _HEADS_N_REGS[0])
         overrides.setdefault("consumer_regs", _HEADS_N_REGS[1])
     if overrides.get("schedule") == "seesaw":
@@ -434,7 +488,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         overrides.setdefault("consumer_regs", 240)
     # the pipeline whose depth is free: the KV tiles, or for fp8 the packed rows (three
     # dequantized half-tile buffers: the next tile's first half is converted during this one)
-    depth = "raw_stages" if spec.cache_dtype == FP8_CACHE else "stages"
+    # (heads_n: the chunk ring, as deep as shared memory allows)
+    depth = "raw_stages" if spec.cache_dtype == FP8_CACHE and not heads_n else "stages"
     if depth == "raw_stages":
         overrides.setdefault("stages", 3)
         overrides.setdefault("producer_regs", _FP8_REG_SPLITS[0][0])
@@ -443,7 +498,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     if depth in overrides:
         return check_plan(spec, dataclasses.replace(base, **{depth: overrides[depth]}), device)
     best, first_error = None, None
-    for n in range(1, 5 if depth == "stages" else 9):
+    depths = range(1, 9) if depth == "raw_stages" else range(1, 65 if heads_n else 5)
+    for n in depths:
         try:
             best = check_plan(spec, dataclasses.replace(base, **{depth: n}), device)
         except UnsupportedSpecError:
@@ -461,11 +517,11 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
     fp8 = spec.cache_dtype == FP8_CACHE
     # fp8: (dequantized buffers, packed-row stages); 16-bit: (KV stages, 0)
     depths = [(s, r) for s in range(2, 5) for r in range(1, 9)] if fp8 else [(d, 0) for d in range(1, 7)]
-    for schedule in ("split", "seesaw", "heads_n"):
+    for schedule in ("split", "seesaw"):
         for wgs in (1, 2):
             for block_n in (32, 64, 128):
                 for stages, raw in depths:
-                    for regs in (_HEADS_N_REGS,) if schedule == "heads_n" else _reg_splits(spec, wgs):
+                    for regs in _reg_splits(spec, wgs):
                         plan = KernelPlan(
                             block_n=block_n,
                             stages=stages,
@@ -481,4 +537,17 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
                             raise
                         except PlanError:
                             pass
+    if heads_n_unsupported(spec) is None:
+        # heads_n: the latent chunk staging depth, and a ring of two tiles or as deep as fits
+        chunks = heads_n_tile_chunks(spec)
+        for raw in (1, 2):
+            fitting = []
+            for ring in range(2 * chunks, 65):
+                try:
+                    fitting.append(check_plan(spec, KernelPlan(
+                        block_n=64, stages=ring, raw_stages=raw, consumer_wgs=1, producer_regs=_HEADS_N_REGS[0],
+                        consumer_regs=_HEADS_N_REGS[1], schedule="heads_n"), device))
+                except PlanError:
+                    pass
+            plans.extend(p for p in fitting if p.stages in (2 * chunks, fitting[-1].stages))
     return plans

@@ -7,8 +7,8 @@ tokens per request with and without causal masking, the latent/rope widths of
 every spec file, one and two MMA warpgroups, RoPE placement and LSE on/off,
 and the fp8_e4m3 cache (bf16 and fp16 queries, pages of 1 to 128 tokens, two
 KV heads, no RoPE, query rows per KV head from 8 to 128: the split and the
-heads_n schedules; run the suite with MLAGEN_TEST_PLAN=schedule=heads_n for the
-latter).
+heads_n schedules; MLAGEN_TEST_PLAN=schedule=split runs the heads_n shapes on the
+split schedule too).
 Hypothesis then draws problems (batch, lengths, s_q, seeds) for them.
 """
 
@@ -49,6 +49,9 @@ def kernel_variants() -> dict[str, MLASpec]:
         "h8_l512r0_p64_nolse_fp8": MLASpec(q_heads=8, rope=0, lse=False, cache_dtype="fp8_e4m3"),
         # few query rows per KV head: the heads_n schedule's shapes (N = 32, padded from 24)
         "h3_p32_q8_causal_fp8": MLASpec(q_heads=3, page=32, max_q=8, causal=True, cache_dtype="fp8_e4m3"),
+        "h16_kv2_p128_q3_causal_fp16_fp8": MLASpec(q_heads=16, kv_heads=2, page=128, max_q=3, causal=True,
+                                                   dtype="fp16", cache_dtype="fp8_e4m3"),
+        # heads_n loads 64-token chunks in page-sized boxes: pages below 16 take the split schedule
         "h16_kv2_p1_q3_causal_fp16_fp8": MLASpec(q_heads=16, kv_heads=2, page=1, max_q=3, causal=True,
                                                  dtype="fp16", cache_dtype="fp8_e4m3"),
     }

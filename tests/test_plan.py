@@ -59,7 +59,8 @@ def test_spec_file_plan_fits_the_device(name):
     assert consumer_registers(spec, plan) <= plan.consumer_regs
     assert plan.loader == "tma" and plan.block_m == 64
     # heads_n (fp8, <= 32 query rows per KV head): one MMA warpgroup over whole tiles
-    heads_n = spec.cache_dtype == "fp8_e4m3" and spec.max_q * spec.heads_per_kv <= 32
+    heads_n = (spec.cache_dtype == "fp8_e4m3" and spec.max_q * spec.heads_per_kv <= 32
+               and spec.rope % 64 == 0 and spec.page >= 16)
     assert plan.schedule == ("heads_n" if heads_n else "split")
     assert plan.consumer_wgs == (1 if heads_n or spec.d_v % 128 else 2)
     # deterministic: the same spec gets the same plan
@@ -284,7 +285,12 @@ def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
 def test_heads_n_schedule_puts_few_query_rows_on_n():
     spec = MLASpec(q_heads=16, max_q=2, causal=True, cache_dtype="fp8_e4m3")
     plan = plan_for(spec, schedule="heads_n")
-    assert (plan.consumer_wgs, plan.stages, plan.block_n) == (1, 4, 64)
+    # the ring of 64x64 chunks (9 per tile) as deep as shared memory allows beside Q (32 x 576),
+    # P^T and a 4 KB fp8 staging chunk per converting warp: 19 chunks, 2.1 tiles
+    assert (plan.consumer_wgs, plan.stages, plan.raw_stages, plan.block_n) == (1, 19, 1, 64)
+    assert smem_bytes(spec, dataclasses.replace(plan, stages=20)) > H100_SXM.smem_per_block
+    # 16 query rows leave room for a second staging chunk per converting warp (a ring of two tiles)
+    assert (lambda p: (p.stages, p.raw_stages))(plan_for(MLASpec(q_heads=16, cache_dtype="fp8_e4m3"))) == (18, 2)
     assert (plan.producer_wgs, plan.threads) == (2, 384) and plan.tag.endswith("-headsn")
     assert (plan.producer_regs, plan.consumer_regs) == (136, 232)
     assert 128 * (2 * plan.producer_regs + plan.consumer_regs) <= H100_SXM.regs_per_sm
@@ -295,11 +301,14 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
     for bad, words in [
         (MLASpec(q_heads=16, max_q=2, causal=True), "fp8_e4m3 caches only"),
         (MLASpec(q_heads=32, max_q=2, causal=True, cache_dtype="fp8_e4m3"), "64 query rows"),
+        (MLASpec(q_heads=16, page=8, cache_dtype="fp8_e4m3"), "page 8 < 16"),
+        (MLASpec(q_heads=16, rope=32, cache_dtype="fp8_e4m3"), "rope 32 is not a multiple of 64"),
     ]:
         with pytest.raises(PlanError, match=words):
             plan_for(bad, schedule="heads_n")
         assert all(p.schedule != "heads_n" for p in search_space(bad))
-    for knobs, words in [(dict(stages=3), "stages=4"), (dict(consumer_wgs=2), "consumer_wgs=1"),
+    for knobs, words in [(dict(stages=17), "stages must be in 18..64"), (dict(raw_stages=3), "1..2 fp8 latent chunks"),
+                         (dict(consumer_wgs=2), "consumer_wgs=1"),
                          (dict(producer_regs=72, consumer_regs=216), r"takes \(136, 232\)")]:
         with pytest.raises(PlanError, match=words):
             check_plan(spec, dataclasses.replace(plan, **knobs))

@@ -4,7 +4,7 @@ The GPU host has no registry and little time: kernels are compiled here (no
 GPU needed) into a cache folder that travels with the run, so the GPU suite
 only loads them.
 
-    python tools/prebuild.py --cache .gpu-cache [--jobs 2] [--variants] [--specs specs]
+    python tools/prebuild.py --cache .gpu-cache [--jobs 2] [--variants] [--specs specs] [--bench fp8]
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--variants", action="store_true", help="the GPU suite's kernel variants")
     parser.add_argument("--specs", default=None, help="a folder of spec files to build too")
-    parser.add_argument("--bench", action="store_true", help="the specs of every bench grid")
+    parser.add_argument("--bench", nargs="?", const="all", default=None, metavar="GRIDS",
+                        help="the specs of the bench grids: comma-separated names (default: every grid); "
+                             "a GPU call carries 64 MiB, so build only the grids it runs")
     parser.add_argument("--plan", action="append", default=[], metavar="KNOB=VALUE",
                         help="pin a plan knob where it fits, e.g. --plan schedule=seesaw (repeatable)")
     args = parser.parse_args(argv)
@@ -59,8 +61,12 @@ def main(argv=None) -> int:
     if args.bench:
         from mlagen.bench import GRIDS, cell_spec
 
-        for grid in GRIDS.values():
-            for cell in grid():
+        names = list(GRIDS) if args.bench == "all" else args.bench.split(",")
+        unknown = [n for n in names if n not in GRIDS]
+        if unknown:
+            parser.error(f"--bench: unknown grid(s) {', '.join(unknown)}; known: {', '.join(GRIDS)}")
+        for name in names:
+            for cell in GRIDS[name]():
                 spec = cell_spec(cell)
                 todo[f"bench_{spec.name}"] = spec
     from mlagen.plan import parse_knob
