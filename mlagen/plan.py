@@ -27,12 +27,13 @@ A plan fixes every compile-time knob of the generated decode kernel:
   query rows go on wgmma's N instead of M, S^T = K.Q^T and O^T = V^T.P^T, so
   no MMA works on padding rows; one MMA warpgroup handles whole 64-token
   tiles and two producer warpgroups (one TMA warp, seven dequantizing warps)
-  feed it two tiles deep.
-* ``raw_stages`` (fp8_e4m3 caches only): depth of the TMA pipeline of packed
-  fp8 token rows (16-token stages). The producer warps other than the TMA
-  warp (three, or seven with ``heads_n``) dequantize them into ``stages``
-  bf16/fp16 KV buffers of 32 tokens (half a 64-token tile each), so
-  converting the next tile overlaps the MMAs of this one.
+  feed it through a ring of ``stages`` 64-token x 64-column chunks; each fp8
+  latent chunk is loaded into the ring chunk it is converted into.
+* ``raw_stages`` (fp8_e4m3 caches, split schedule): depth of the TMA pipeline
+  of packed fp8 token rows (16-token stages). The three producer warps other
+  than the TMA warp dequantize them into ``stages`` bf16/fp16 KV buffers of
+  32 tokens (half a 64-token tile each), so converting the next tile overlaps
+  the MMAs of this one. 0 for ``heads_n`` and 16-bit caches.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -176,7 +177,7 @@ def parse_knob(text: str) -> tuple[str, object]:
 
 
 def parse_knobs(text: str) -> dict:
-    """Comma-separated ``KEY=VALUE`` knobs (``"schedule=heads_n,raw_stages=3"``; ``""``: none)."""
+    """Comma-separated ``KEY=VALUE`` knobs (``"schedule=split,raw_stages=3"``; ``""``: none)."""
     return dict(parse_knob(item) for item in text.split(",") if item.strip())
 
 
@@ -196,12 +197,11 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     if plan.schedule == "seesaw":
         small = 4 * 2 * 8 + 32 + 56 + plan.consumer_wgs * rows + 4 * rows
     elif plan.schedule == "heads_n":
-        # per-chunk and per-stage barrier pairs, per-warp column maxima (two tiles' worth) and sums
-        small = (plan.stages + HEADS_N_SCALE_STAGES) * 2 * 8 + 32 + 56 + 3 * 4 * q_rows(spec, plan) * 4
+        # per-chunk barriers (full, empty, fp8 landed), per-stage scale barrier pairs, per-warp column
+        # maxima (two tiles' worth) and sums
+        small = (plan.stages * 3 + HEADS_N_SCALE_STAGES * 2) * 8 + 32 + 56 + 3 * 4 * q_rows(spec, plan) * 4
     else:
         small = plan.stages * 2 * 8 + 32 + 56 + 2 * plan.consumer_wgs * rows
-    if plan.schedule == "heads_n":
-        raw_bars *= dequant_warps(plan)  # one staging barrier pair per chunk of each converting warp
     small += raw_bars
     total = -(-small // _SMEM_ALIGN) * _SMEM_ALIGN
     # the split schedule's P tile; the seesaw passes P through each buffer's RoPE chunk and keeps
@@ -217,7 +217,7 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
         q_rows(spec, plan) * d_pad * elem,           # Q tile
         kv,
         p_tile,                                      # P tile
-        raw_stage_bytes(spec, plan) * plan.raw_stages,  # packed fp8 rows (heads_n: latent chunks)
+        raw_stage_bytes(spec, plan) * plan.raw_stages,  # packed fp8 rows (split schedule)
         scales,                                      # heads_n: the tiles' scales
     ):
         total += -(-size // _SMEM_ALIGN) * _SMEM_ALIGN
@@ -228,7 +228,6 @@ FP8_KV_ROWS = 32  # tokens per dequantized KV buffer: one warpgroup's half of a 
 FP8_RAW_ROWS = 16  # tokens per stage of packed fp8 rows
 HEADS_N_MAX_COLS = 32  # query rows on N: O^T (latent x N float32) must fit one warpgroup's registers
 HEADS_N_SCALE_STAGES = 3  # tiles of scales in flight
-HEADS_N_RAW_STAGES = (2, 1)  # fp8 latent chunk stages per converting warp (4 KB each, seven warps), preferred first
 HEADS_N_MIN_PAGE = 16  # TMA boxes never cross a page: smaller pages need > 4 loads per chunk
 
 
@@ -291,7 +290,7 @@ def raw_stage_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     if spec.cache_dtype != FP8_CACHE:
         return 0
     if plan.schedule == "heads_n":
-        return plan.block_n * 64 * dequant_warps(plan)  # one 64-column fp8 chunk per converting warp
+        return 0  # each fp8 latent chunk lands in the ring chunk it is converted into
     row = spec.cache_bytes_per_token // spec.kv_heads
     box = min(spec.page, raw_rows(plan))
     # TMA writes boxes at 128-byte aligned shared addresses: each gets a rounded-up slot
@@ -374,9 +373,10 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
                 f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): schedule 'heads_n' "
                 f"(two producer warpgroups, one MMA warpgroup) takes {_HEADS_N_REGS}"
             )
-        if not 1 <= p.raw_stages <= 2:
+        if p.raw_stages:
             raise PlanError(
-                f"raw_stages = {p.raw_stages}: schedule 'heads_n' stages 1..2 fp8 latent chunks per converting warp"
+                f"raw_stages = {p.raw_stages}: schedule 'heads_n' has no packed-row pipeline (use 0): each fp8 "
+                "latent chunk is loaded into the ring chunk it is converted into"
             )
     elif spec.cache_dtype == FP8_CACHE:
         if p.schedule != "split":
@@ -466,19 +466,9 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
         overrides.setdefault("schedule", "heads_n")
     heads_n = overrides.get("schedule") == "heads_n"
-    if heads_n and "raw_stages" not in overrides:
-        # two staged chunks per converting warp hide the loads' latency (h_q 16: 0.70 -> 0.56 ms at
-        # 16k, docs/perf/README.md); with 32 query rows (a 36 KB Q tile) they leave no room for a
-        # two-tile ring, and one is the rest
-        first_error = None
-        for raw in HEADS_N_RAW_STAGES:
-            try:
-                return plan_for(spec, device, raw_stages=raw, **overrides)
-            except PlanError as e:
-                first_error = first_error or e
-        raise first_error
     wgs = overrides.pop("consumer_wgs", 1 if heads_n or spec.d_v % 128 else 2)
     if heads_n:
+        overrides.setdefault("raw_stages", 0)
         overrides.setdefault("producer_regs", _HEADS_N_REGS[0])
         overrides.setdefault("consumer_regs", _HEADS_N_REGS[1])
     if overrides.get("schedule") == "seesaw":
@@ -538,16 +528,17 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
                         except PlanError:
                             pass
     if heads_n_unsupported(spec) is None:
-        # heads_n: the latent chunk staging depth, and a ring of two tiles or as deep as fits
+        # heads_n: a ring of two tiles, as deep as fits, and halfway between
         chunks = heads_n_tile_chunks(spec)
-        for raw in (1, 2):
-            fitting = []
-            for ring in range(2 * chunks, 65):
-                try:
-                    fitting.append(check_plan(spec, KernelPlan(
-                        block_n=64, stages=ring, raw_stages=raw, consumer_wgs=1, producer_regs=_HEADS_N_REGS[0],
-                        consumer_regs=_HEADS_N_REGS[1], schedule="heads_n"), device))
-                except PlanError:
-                    pass
-            plans.extend(p for p in fitting if p.stages in (2 * chunks, fitting[-1].stages))
+        fitting = []
+        for ring in range(2 * chunks, 65):
+            try:
+                fitting.append(check_plan(spec, KernelPlan(
+                    block_n=64, stages=ring, consumer_wgs=1, producer_regs=_HEADS_N_REGS[0],
+                    consumer_regs=_HEADS_N_REGS[1], schedule="heads_n"), device))
+            except PlanError:
+                pass
+        if fitting:
+            deepest = fitting[-1].stages
+            plans.extend(p for p in fitting if p.stages in (2 * chunks, (2 * chunks + deepest) // 2, deepest))
     return plans
