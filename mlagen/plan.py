@@ -285,8 +285,8 @@ def raw_rows(plan: KernelPlan) -> int:
 
 
 def raw_stage_bytes(spec: MLASpec, plan: KernelPlan) -> int:
-    """Bytes of one stage of packed fp8 token rows (heads_n: a 64-column fp8 latent chunk of a tile
-    for each converting warp; 0 for 16-bit caches)."""
+    """Bytes of one stage of packed fp8 token rows (0 for 16-bit caches and for heads_n, whose fp8
+    chunks land in the ring itself)."""
     if spec.cache_dtype != FP8_CACHE:
         return 0
     if plan.schedule == "heads_n":
