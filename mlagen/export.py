@@ -37,6 +37,11 @@ The C ABI (documented in the generated header):
   ``const char *mlagen_<name>_spec_key(void)``
 
 with the status codes :data:`STATUS_CODES`.
+
+For an ``fp8_e4m3`` spec the cache is FlashMLA's packed rows (see
+:mod:`mlagen.fp8_cache`): ``kv_cache`` points at bytes, ``page_stride`` counts
+bytes, and the example packs its cache with a C++ quantizer that writes the
+same bytes as :func:`mlagen.quantize_cache` (checked by tests/test_export.py).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlagen.spec import FP8_CACHE, MLASpec, load_spec_file
+from mlagen.spec import FP8_BLOCK, FP8_CACHE, MLASpec, load_spec_file
 
 __all__ = [
     "ExportError",
@@ -77,7 +82,7 @@ STATUS_CODES: dict[str, tuple[int, str]] = {
     "MLAGEN_SUCCESS": (0, "launched (or nothing to do: batch 0)"),
     "MLAGEN_ERROR_INVALID_ARGUMENT": (1, "NULL handle or pointer, negative or inconsistent size"),
     "MLAGEN_ERROR_UNSUPPORTED_S_Q": (2, "s_q outside 1..max_q"),
-    "MLAGEN_ERROR_MISALIGNED": (3, "a pointer not 16-byte aligned, or page_stride not a multiple of 8"),
+    "MLAGEN_ERROR_MISALIGNED": (3, "a pointer not 16-byte aligned, or page_stride not a multiple of 16 bytes"),
     "MLAGEN_ERROR_WORKSPACE_TOO_SMALL": (4, "workspace smaller than mlagen_<name>_workspace_size_for_parts"),
     "MLAGEN_ERROR_TOO_LARGE": (5, "sizes beyond the kernel's 32-bit indexing"),
     "MLAGEN_ERROR_UNSUPPORTED_DEVICE": (6, "not an sm_90 GPU"),
@@ -223,6 +228,23 @@ def _render(files: dict[str, str], context: dict) -> dict[str, str]:
     return {dest.format(name=context["name"]): env.get_template(src).render(**context) for src, dest in files.items()}
 
 
+def _cache_context(spec: MLASpec) -> dict:
+    """How the C side sees the KV cache: its unit (element or byte), row length and stride rule."""
+    fp8 = spec.cache_dtype == FP8_CACHE
+    head_row = spec.cache_bytes_per_token // spec.kv_heads if fp8 else spec.d_qk
+    unit_bytes = 1 if fp8 else 2
+    return {
+        "fp8": fp8,
+        "fp8_block": FP8_BLOCK,
+        "head_row": head_row,                    # cache units per token and KV head
+        "cache_unit": "byte" if fp8 else "element",
+        "cache_unit_bytes": unit_bytes,
+        "stride_align": 16 // unit_bytes,        # TMA needs 16-byte page strides
+        "scale_offset": spec.latent,             # fp8 rows: bytes of the scales, then of the RoPE part
+        "rope_offset": spec.latent + 4 * (spec.latent // FP8_BLOCK),
+    }
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -251,12 +273,6 @@ def export(
         spec = load_spec_file(path).spec
         name = name or c_identifier(path.stem)
     name = _check_name(name or c_identifier(spec.name))
-    if spec.cache_dtype == FP8_CACHE:
-        # the C example builds its cache and reference in C++, which has no e4m3 packer yet
-        raise ExportError(
-            f"{spec.key}: exporting fp8_e4m3-cache kernels is not supported yet (the C ABI and its "
-            "self-checking example cover 16-bit caches); use the Python runtime or the torch op"
-        )
     prefix = f"mlagen_{name}_kernel"
     out_dir = Path(out)
 
@@ -288,6 +304,7 @@ def export(
         "runtime_source": f"nvidia_cutlass_dsl/lib/{RUNTIME_LIB}",
         "cuda_requirement": CUDA_REQUIREMENT,
         "folder": out_dir.resolve().name,
+        **_cache_context(spec),
     }
     rendered = _render(_TEMPLATES, context)
     meta = {
@@ -296,6 +313,8 @@ def export(
         "spec": spec.to_dict(),
         "spec_key": spec.key,
         "plan": identity.plan.to_dict(),
+        "cache": {"dtype": spec.cache_dtype, "unit": context["cache_unit"], "head_row": context["head_row"],
+                  "page_stride_align": context["stride_align"]},
         "kernel": identity.name,
         "kernel_key": identity.key,
         "mlagen_version": __version__,

@@ -1,10 +1,11 @@
 """AOT export (no GPU): ``mlagen export`` writes a C library folder that CMake configures and builds.
 
-DeepSeek-V3 and MiniCPM3-4B are exported once per session (into the session's ``kernel_cache``,
+DeepSeek-V3, MiniCPM3-4B and DeepSeek-V2-Lite over an fp8_e4m3 cache are exported once per session (into the session's ``kernel_cache``,
 shared with test_jit.py / test_cli_build.py) and built with CMake once each. Running the kernel
 needs a GPU (tests/gpu/test_embed_gpu.py); here the host side is checked: the folder's files and
 metadata, the header's constants against the spec, the C example's CPU reference against
-:func:`mlagen.reference.mla_decode_reference`, and a C (not C++) program that links both exports
+:func:`mlagen.reference.mla_decode_reference` (and its fp8 quantizer against
+:func:`mlagen.quantize_cache`, byte for byte), and a C (not C++) program that links both exports
 into one binary and checks their part counts and workspace sizes against :mod:`mlagen.runtime`.
 """
 
@@ -33,7 +34,7 @@ os.environ.setdefault("CUTE_DSL_ARCH", "sm_90a")  # before anything loads the DS
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
-EXPORTED = ("deepseek_v3", "minicpm3")
+EXPORTED = ("deepseek_v3", "minicpm3", "deepseek_v2_lite_fp8")
 
 needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
 
@@ -117,6 +118,10 @@ def test_header_matches_spec(exports, name):
     assert float(d[N + "SCALE"]) == spec.scale  # the model's scale, exactly
     assert d[N + "SPEC_KEY"] == f'"{spec.key}"'
     assert d[N + "DTYPE_BF16"] == "1"
+    fp8 = spec.cache_dtype == "fp8_e4m3"
+    assert int(d[N + "CACHE_FP8_E4M3"]) == fp8
+    assert int(d[N + "CACHE_ROW"]) == (spec.cache_bytes_per_token // spec.kv_heads if fp8 else spec.d_qk)
+    assert int(d[N + "CACHE_UNIT_BYTES"]) * int(d[N + "PAGE_STRIDE_ALIGN"]) == 16
     for code, (value, _) in STATUS_CODES.items():
         assert int(d[code]) == value, code
     for fn in ("init", "destroy", "num_parts", "workspace_size", "workspace_size_for_parts", "run",
@@ -129,10 +134,12 @@ def test_c_identifier_and_bad_names(tmp_path, capsys):
     assert c_identifier("MiniCPM3 4B") == "minicpm3_4b"
     with pytest.raises(ExportError, match="name"):
         export(SPECS / "minicpm3.py", tmp_path / "x", name="Bad-Name")
-    # a spec export does not cover (fp8 caches): one-line error, exit 2, nothing compiled or written
-    status = main(["export", str(SPECS / "deepseek_v3_fp8.py"), "--out", str(tmp_path / "fp8")])
+    # a spec the planner rejects: one-line error, exit 2, nothing compiled or written
+    bad = tmp_path / "fp8_rope_head.py"
+    bad.write_text('from mlagen import MLASpec\nspec = MLASpec(q_heads=16, cache_dtype="fp8_e4m3", rope_at="head")\n')
+    status = main(["export", str(bad), "--out", str(tmp_path / "fp8")])
     err = capsys.readouterr().err
-    assert status == 2 and err.startswith("mlagen: error:") and "fp8" in err and err.count("\n") == 1
+    assert status == 2 and err.startswith("mlagen: error:") and "rope_at" in err and err.count("\n") == 1
     assert not (tmp_path / "fp8").exists()
 
 
@@ -159,16 +166,22 @@ def _read_reference(path: Path, spec):
         return torch.from_numpy(array)
 
     dtype = torch.bfloat16 if spec.dtype == "bf16" else torch.float16
+    fp8 = spec.cache_dtype == "fp8_e4m3"
     q = take(nq, np.int16).view(dtype).reshape(batch, s_q, spec.q_heads, spec.d_qk)
-    kv_flat = take(nkv, np.int16).view(dtype)
+    kv_flat = take(nkv, np.uint8) if fp8 else take(nkv, np.int16).view(dtype)
     block_table = take(nbt, np.int32).reshape(batch, bt_stride)
     lens = take(batch, np.int32)
     out = take(batch * s_q * spec.q_heads * spec.d_v, np.float32).reshape(batch, s_q, spec.q_heads, spec.d_v)
     lse = take(batch * spec.q_heads * s_q, np.float32).reshape(batch, spec.q_heads, s_q)
+    head_row = spec.cache_bytes_per_token // spec.kv_heads if fp8 else spec.d_qk
+    row = spec.kv_heads * head_row
+    kv = kv_flat.as_strided((num_pages, spec.page, spec.kv_heads, head_row), (page_stride, row, head_row, 1))
+    source = None
+    if fp8:  # the 16-bit values the packed rows were quantized from
+        count = num_pages * spec.page * spec.kv_heads * spec.d_qk
+        source = take(count, np.int16).view(dtype).reshape(num_pages, spec.page, spec.kv_heads, spec.d_qk)
     assert offset == len(raw)
-    row = spec.kv_heads * spec.d_qk
-    kv = kv_flat.as_strided((num_pages, spec.page, spec.kv_heads, spec.d_qk), (page_stride, row, spec.d_qk, 1))
-    return q, kv, block_table, lens, out, lse
+    return q, kv, block_table, lens, out, lse, source
 
 
 @needs_cmake
@@ -180,17 +193,29 @@ def test_example_reference_matches_mlagen_reference(built, tmp_path, name):
     proc = subprocess.run([str(built[name] / f"mlagen_{name}_example"), "--write-reference", str(path), "--seed", "7"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    q, kv, block_table, lens, out, lse = _read_reference(path, spec)
+    q, kv, block_table, lens, out, lse, source = _read_reference(path, spec)
+    fp8 = source is not None
     page = spec.page
     lengths = lens.tolist()
     assert 0 in lengths and any(n % page for n in lengths) and max(lengths) > 2 * page
     used = [-(-n // page) for n in lengths]
-    assert kv.shape[0] > sum(used) and kv.stride(0) > page * spec.d_qk  # unused pages, padded page stride
+    assert kv.shape[0] > sum(used) and kv.stride(0) > page * kv.shape[2] * kv.shape[3]  # unused pages, padded stride
     assert block_table.shape[1] > max(used)
     for b, n in enumerate(lengths):  # NaN past every length, garbage past every request's pages
         if n % page:
-            assert torch.isnan(kv[block_table[b, used[b] - 1], n % page :].float()).all()
+            tail = kv[block_table[b, used[b] - 1], n % page :]
+            # fp8: all-0xFF bytes, whose scales and RoPE values are NaN
+            assert (tail == 0xFF).all() if fp8 else torch.isnan(tail.float()).all()
         assert ((block_table[b, used[b]:] < 0) | (block_table[b, used[b]:] >= kv.shape[0])).all()
+    if fp8:  # the C++ quantizer writes mlagen.quantize_cache's bytes
+        from mlagen.fp8_cache import quantize_cache
+
+        written = torch.cat([source[block_table[b, j]][: min(page, n - j * page)]
+                             for b, n in enumerate(lengths) for j in range(used[b])])
+        packed = torch.cat([kv[block_table[b, j]][: min(page, n - j * page)]
+                            for b, n in enumerate(lengths) for j in range(used[b])])
+        assert written.shape[0] == sum(lengths) and not torch.isnan(written.float()).any()
+        assert torch.equal(quantize_cache(written, spec.latent).view(torch.uint8), packed)
     ref_out, ref_lse = mla_decode_reference(q, kv, block_table, lens, spec, compute_dtype=torch.float64)
     assert torch.allclose(out.double(), ref_out, rtol=1e-5, atol=1e-6)
     assert torch.equal(torch.isinf(lse), torch.isinf(ref_lse))
@@ -203,6 +228,7 @@ CONSUMER_C = r"""
 #include <string.h>
 #include "mlagen_deepseek_v3.h"
 #include "mlagen_minicpm3.h"
+#include "mlagen_deepseek_v2_lite_fp8.h"
 
 int main(int argc, char **argv) {
     (void)argc; (void)argv;
@@ -215,6 +241,9 @@ int main(int argc, char **argv) {
                    mlagen_deepseek_v3_workspace_size(b, 1, n), mlagen_deepseek_v3_workspace_size_for_parts(b, 1, 5));
             printf("cpm %d 1 %d %d %zu %zu\n", b, n, mlagen_minicpm3_num_parts(1, n),
                    mlagen_minicpm3_workspace_size(b, 1, n), mlagen_minicpm3_workspace_size_for_parts(b, 1, 5));
+            printf("fp8 %d 1 %d %d %zu %zu\n", b, n, mlagen_deepseek_v2_lite_fp8_num_parts(1, n),
+                   mlagen_deepseek_v2_lite_fp8_workspace_size(b, 1, n),
+                   mlagen_deepseek_v2_lite_fp8_workspace_size_for_parts(b, 1, 5));
         }
     /* invalid arguments */
     printf("bad %d %d %zu %zu\n", mlagen_deepseek_v3_num_parts(2, 132), mlagen_deepseek_v3_num_parts(1, 0),
@@ -233,8 +262,9 @@ cmake_minimum_required(VERSION 3.18)
 project(consumer LANGUAGES C CXX)
 add_subdirectory({ds} ds)
 add_subdirectory({cpm} cpm)
+add_subdirectory({fp8} fp8)
 add_executable(consumer main.c)
-target_link_libraries(consumer PRIVATE mlagen::deepseek_v3 mlagen::minicpm3)
+target_link_libraries(consumer PRIVATE mlagen::deepseek_v3 mlagen::minicpm3 mlagen::deepseek_v2_lite_fp8)
 """
 
 
@@ -246,12 +276,13 @@ def _runtime_workspace_bytes(kernel: MLADecodeKernel, batch: int, s_q: int, part
 
 @needs_cmake
 def test_two_exports_link_into_one_c_program(exports, tmp_path):
-    """Both libraries in one binary, called from C; host-side sizes agree with mlagen.runtime."""
+    """The three libraries in one binary, called from C; host-side sizes agree with mlagen.runtime."""
     project = tmp_path / "consumer"
     project.mkdir()
     (project / "main.c").write_text(CONSUMER_C)
     (project / "CMakeLists.txt").write_text(
-        CONSUMER_CMAKE.format(ds=exports["deepseek_v3"].as_posix(), cpm=exports["minicpm3"].as_posix()))
+        CONSUMER_CMAKE.format(ds=exports["deepseek_v3"].as_posix(), cpm=exports["minicpm3"].as_posix(),
+                              fp8=exports["deepseek_v2_lite_fp8"].as_posix()))
     _cmake("-S", str(project), "-B", str(project / "build"), "-DCMAKE_BUILD_TYPE=Release")
     _cmake("--build", str(project / "build"), "-j", "2")
     assert not (project / "build" / "ds" / "mlagen_deepseek_v3_example").exists()  # examples only at top level
@@ -262,16 +293,17 @@ def test_two_exports_link_into_one_c_program(exports, tmp_path):
     checked = 0
     for line in lines:
         tag, *fields = line.split()
-        if tag not in ("ds", "cpm"):
+        names = {"ds": "deepseek_v3", "cpm": "minicpm3", "fp8": "deepseek_v2_lite_fp8"}
+        if tag not in names:
             continue
         batch, s_q, sms, parts, ws_default, ws_5 = (int(f) for f in fields)
-        name = "deepseek_v3" if tag == "ds" else "minicpm3"
+        name = names[tag]
         kernel = _python_kernel(exports[name], DeviceFacts(name="test", sm_count=sms))
         assert parts == kernel.num_parts(s_q), line
         assert ws_default == _runtime_workspace_bytes(kernel, batch, s_q, parts), line
         assert ws_5 == _runtime_workspace_bytes(kernel, batch, s_q, 5), line
         checked += 1
-    assert checked == 30
+    assert checked == 45
     assert "bad 0 0 0 0" in lines
     assert "init 1" in lines and "run 1" in lines and "destroy 0" in lines
     for code, (value, _) in STATUS_CODES.items():

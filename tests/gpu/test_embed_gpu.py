@@ -1,6 +1,7 @@
 """Embedding the generated kernels, on an H100: the exported C library, the torch op, the nn layer.
 
-- The C export of DeepSeek-V3 and MiniCPM3-4B is configured and built with CMake and its
+- The C export of DeepSeek-V3, MiniCPM3-4B and the two fp8_e4m3-cache specs (DeepSeek-V3: 128
+  heads, split schedule; DeepSeek-V2-Lite: 16 heads, heads_n schedule) is configured and built with CMake and its
   self-checking example must print PASS (several split counts, a CUDA graph replay, status codes).
 - ``torch.ops.mlagen.mla_decode`` matches the kernel called directly and the float32 reference,
   also under ``torch.compile`` and inside a captured CUDA graph; ``torch.library.opcheck`` passes.
@@ -33,7 +34,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
-EXPORTED = ("deepseek_v3", "minicpm3")
+EXPORTED = ("deepseek_v3", "minicpm3", "deepseek_v3_fp8", "deepseek_v2_lite_fp8")
 TINY = dict(hidden=256, heads=16, q_lora=128, kv_lora=512, rope=64, nope=64, v_head=64, page=16)
 
 pytestmark = pytest.mark.gpu
