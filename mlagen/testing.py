@@ -33,6 +33,7 @@ __all__ = [
     "seqlens",
     "specs",
     "torch_dtype",
+    "with_score_jumps",
 ]
 
 _TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -204,6 +205,43 @@ def make_problem(
         value_std=value_std,
         kv_source=None if source is None else source.to(device),
     )
+
+
+# Key gains of with_score_jumps: each step but one raises the max score of the even heads by
+# 32 * 6 = 192 (raw q.k) or more, i.e. by >= 192 * scale * log2(e) >= 8 in exp2 units for every
+# scale >= 1/36 (d_qk <= 1296); 12 -> 12.5 is a step of 16 (about 1 unit) that moves no max by much.
+SCORE_JUMP_GAINS = (6.0, 12.0, 12.5, 18.0, 24.0)
+
+
+def with_score_jumps(problem: MLAProblem, gains: Sequence[float] = SCORE_JUMP_GAINS) -> MLAProblem:
+    """A copy of ``problem`` whose running softmax maxima jump mid-sequence.
+
+    Query columns 0..63 become +0.5 for even heads and -0.5 for odd heads. In a
+    request of length L, token ``L * (k + 1) // (len(gains) + 1)`` gets key
+    columns 0..63 equal to ``gains[k]`` (every KV head), so each spike moves the
+    even heads' score by 32 * gain: later spikes dominate earlier ones by factors
+    of up to e^(32 * 6 * scale) and more. Odd heads see the spikes as very
+    negative scores. Kernels that defer or skip rescaling (heads_n moves a
+    column's running max only when a score exceeds it by 2^8) must still get
+    every weight right. fp8 specs: the spikes go into ``kv_source`` and the rows
+    are packed again.
+    """
+    spec = problem.spec
+    fp8 = spec.cache_dtype == FP8_CACHE
+    q = problem.q.clone()
+    sign = torch.where(torch.arange(spec.q_heads) % 2 == 0, 0.5, -0.5).to(q.dtype).to(q.device)
+    q[..., :64] = sign[:, None]
+    cache = (problem.kv_source if fp8 else problem.kv_cache).clone()
+    rows = problem.block_table.tolist()
+    for b, length in enumerate(problem.seqlens):
+        for k, gain in enumerate(gains):
+            t = length * (k + 1) // (len(gains) + 1)
+            if t < length:
+                cache[rows[b][t // spec.page], t % spec.page, :, :64] = gain
+    if fp8:
+        return dataclasses.replace(problem, q=q, kv_cache=quantize_cache(cache, spec.latent).view(torch.uint8),
+                                   kv_source=cache)
+    return dataclasses.replace(problem, q=q, kv_cache=cache)
 
 
 def _randint(gen: torch.Generator, lo: int, hi: int) -> int:

@@ -17,7 +17,16 @@ from mlagen.reference import (
     mla_decode_reference_range,
 )
 from mlagen.spec import MLASpec
-from mlagen.testing import MLAProblem, assert_close_mla, make_problem, problems, seqlens, specs
+from mlagen.testing import (
+    SCORE_JUMP_GAINS,
+    MLAProblem,
+    assert_close_mla,
+    make_problem,
+    problems,
+    seqlens,
+    specs,
+    with_score_jumps,
+)
 
 F64 = torch.float64
 EXACT = dict(atol_out=1e-12, rtol_out=1e-10, atol_lse=1e-12, rtol_lse=1e-12)
@@ -387,3 +396,26 @@ def test_assert_close_mla_rejects():
         assert_close_mla(out[..., :1], lse, out, lse)
     with pytest.raises(AssertionError, match="context here"):
         assert_close_mla(nan_out, lse, out, lse, context="context here")
+
+
+@pytest.mark.parametrize("spec", [MLASpec(q_heads=4, page=16, max_q=2, causal=True),
+                                  MLASpec(q_heads=4, page=16, cache_dtype="fp8_e4m3")])
+def test_score_jumps_move_the_max_of_even_heads(spec):
+    """with_score_jumps: the last spike sets the even heads' LSE; odd heads never see a large score; the
+    poison past every length survives (fp8: the rows are packed again from the spiked source)."""
+    base = make_problem(spec, batch=3, seqlens=[300, 0, 41], s_q=spec.max_q, seed=2)
+    p = with_score_jumps(base)
+    assert torch.equal(p.block_table, base.block_table) and torch.equal(p.cache_seqlens, base.cache_seqlens)
+    _, lse = p.reference(torch.float64)
+    top = 32 * max(SCORE_JUMP_GAINS) * spec.scale  # the last spike's score, against O(0.1) for the rest
+    for b in (0, 2):
+        last_q = p.s_q - 1  # sees every key
+        assert torch.all((lse[b, 0::2, last_q] - top).abs() < 1.0)
+        assert torch.all(lse[b, 1::2, last_q] < 0.2 * top)
+    assert torch.isinf(lse[1]).all()
+    cache = p.kv_source if spec.cache_dtype == "fp8_e4m3" else p.kv_cache
+    page = int(p.block_table[2, 41 // spec.page])
+    assert torch.isnan(cache[page, 41 % spec.page:].float()).all()
+    if spec.cache_dtype == "fp8_e4m3":
+        raw = p.kv_cache[page, 41 % spec.page:, :, spec.latent:spec.latent + 16].contiguous()
+        assert torch.isnan(raw.view(torch.float32)).all()  # NaN scales

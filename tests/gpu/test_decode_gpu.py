@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import mlagen.jit
 from mlagen.plan import PlanError, parse_knobs, plan_for
 from mlagen.runtime import MLAInputError
-from mlagen.testing import assert_close_mla, make_problem, seqlens
+from mlagen.testing import assert_close_mla, make_problem, seqlens, with_score_jumps
 from mlagen.variants import kernel_variants
 
 pytestmark = pytest.mark.gpu
@@ -102,6 +102,17 @@ def test_long_context(name):
     lens = [32768, 1, 12345, 0] if spec.page != 1 else [32768, 3000]
     problem = make_problem(spec, batch=len(lens), seqlens=lens, s_q=spec.max_q, seed=7, device="cuda")
     run_checked(kernel_for(name), problem)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_scores_that_jump_mid_sequence(name):
+    """Running maxima that jump mid-sequence by far more than heads_n's lazy-rescale slack (2^8), in one
+    CTA (num_parts=1) and split over many; odd heads see the spikes as very negative scores."""
+    spec = VARIANTS[name]
+    base = make_problem(spec, batch=5, seqlens=[3000, 0, 700, 37, 1], s_q=spec.max_q, seed=13, device="cuda")
+    problem = with_score_jumps(base)
+    for parts in (1, None):
+        run_checked(kernel_for(name), problem, num_parts=parts)
 
 
 def test_large_batch_deepseek_shape():
