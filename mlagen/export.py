@@ -59,6 +59,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlagen.fp8_cache import row_bytes
 from mlagen.spec import FP8_BLOCK, FP8_CACHE, MLASpec, load_spec_file
 
 __all__ = [
@@ -241,7 +242,7 @@ def _cache_context(spec: MLASpec) -> dict:
         "cache_unit_bytes": unit_bytes,
         "stride_align": 16 // unit_bytes,        # TMA needs 16-byte page strides
         "scale_offset": spec.latent,             # fp8 rows: bytes of the scales, then of the RoPE part
-        "rope_offset": spec.latent + 4 * (spec.latent // FP8_BLOCK),
+        "rope_offset": row_bytes(spec.latent, 0),   # the packed row without its RoPE part
     }
 
 

@@ -1,11 +1,12 @@
 """AOT export (no GPU): ``mlagen export`` writes a C library folder that CMake configures and builds.
 
-DeepSeek-V3, MiniCPM3-4B and DeepSeek-V2-Lite over an fp8_e4m3 cache are exported once per session (into the session's ``kernel_cache``,
-shared with test_jit.py / test_cli_build.py) and built with CMake once each. Running the kernel
+DeepSeek-V3, MiniCPM3-4B and DeepSeek-V2-Lite over an fp8_e4m3 cache are exported once per session
+(into the session's ``kernel_cache``, shared with test_jit.py / test_cli_build.py) and built with CMake
+once each. Running the kernel
 needs a GPU (tests/gpu/test_embed_gpu.py); here the host side is checked: the folder's files and
 metadata, the header's constants against the spec, the C example's CPU reference against
 :func:`mlagen.reference.mla_decode_reference` (and its fp8 quantizer against
-:func:`mlagen.quantize_cache`, byte for byte), and a C (not C++) program that links both exports
+:func:`mlagen.quantize_cache`, byte for byte), and a C (not C++) program that links the three exports
 into one binary and checks their part counts and workspace sizes against :mod:`mlagen.runtime`.
 """
 
@@ -210,10 +211,9 @@ def test_example_reference_matches_mlagen_reference(built, tmp_path, name):
     if fp8:  # the C++ quantizer writes mlagen.quantize_cache's bytes
         from mlagen.fp8_cache import quantize_cache
 
-        written = torch.cat([source[block_table[b, j]][: min(page, n - j * page)]
-                             for b, n in enumerate(lengths) for j in range(used[b])])
-        packed = torch.cat([kv[block_table[b, j]][: min(page, n - j * page)]
-                            for b, n in enumerate(lengths) for j in range(used[b])])
+        valid = [(int(block_table[b, j]), min(page, n - j * page)) for b, n in enumerate(lengths) for j in range(used[b])]
+        written = torch.cat([source[p][:tokens] for p, tokens in valid])
+        packed = torch.cat([kv[p][:tokens] for p, tokens in valid])
         assert written.shape[0] == sum(lengths) and not torch.isnan(written.float()).any()
         assert torch.equal(quantize_cache(written, spec.latent).view(torch.uint8), packed)
     ref_out, ref_lse = mla_decode_reference(q, kv, block_table, lens, spec, compute_dtype=torch.float64)
