@@ -59,7 +59,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlagen.fp8_cache import row_bytes
 from mlagen.spec import FP8_BLOCK, FP8_CACHE, MLASpec, load_spec_file
 
 __all__ = [
@@ -231,6 +230,8 @@ def _render(files: dict[str, str], context: dict) -> dict[str, str]:
 
 def _cache_context(spec: MLASpec) -> dict:
     """How the C side sees the KV cache: its unit (element or byte), row length and stride rule."""
+    from mlagen.fp8_cache import row_bytes  # imports torch: not when the CLI loads this module
+
     fp8 = spec.cache_dtype == FP8_CACHE
     head_row = spec.cache_bytes_per_token // spec.kv_heads if fp8 else spec.d_qk
     unit_bytes = 1 if fp8 else 2
