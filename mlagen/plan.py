@@ -204,8 +204,8 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
         small = plan.stages * 2 * 8 + 32 + 56 + 2 * plan.consumer_wgs * rows
     small += raw_bars
     total = -(-small // _SMEM_ALIGN) * _SMEM_ALIGN
-    # the split schedule's P tile; the seesaw passes P through each buffer's RoPE chunk and keeps
-    # one tile for warpgroup A's own, unscaled P
+    # the split schedule's P tile; the seesaw's tile for the first tile's P (the second tile's P
+    # goes through the RoPE chunk of its buffer)
     p_tile = q_rows(spec, plan) * plan.block_n * elem
     if plan.schedule == "heads_n":
         kv = plan.stages * plan.block_n * 64 * elem  # the ring of 64-token x 64-column chunks
@@ -405,7 +405,7 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
             )
         if padded_dqk(spec) <= spec.d_v:
             raise PlanError(
-                "schedule = 'seesaw' passes P through the RoPE chunk of each KV buffer; "
+                "schedule = 'seesaw' passes the second tile's P through the RoPE chunk of its KV buffer; "
                 f"this spec has none (rope = {spec.rope})"
             )
     if p.parts_per_sm < 1:
