@@ -20,9 +20,11 @@ A plan fixes every compile-time knob of the generated decode kernel:
   tokens); P and the row maxima are exchanged through shared memory each
   tile. ``"seesaw"``: the two warpgroups take turns computing S for whole
   tiles (two KV buffers), chaining the running max from one to the other so
-  that one warpgroup's softmax overlaps the other's MMAs; P is passed
-  through the RoPE chunk of the tile's own buffer, and each buffer is
-  released in two halves so the next tiles start loading early.
+  that one warpgroup's softmax overlaps the other's MMAs; the first tile's P
+  has a tile of its own, the second's goes through the RoPE chunk of its
+  buffer. The first buffer is released halfway through a pair, so the next
+  pair starts loading during the second tile's P.V. The default for 16-bit
+  caches whose split pipeline would be two tiles deep (576-wide keys).
   ``"heads_n"`` (fp8_e4m3 caches with ``max_q * heads_per_kv <= 32``): the
   query rows go on wgmma's N instead of M, S^T = K.Q^T and O^T = V^T.P^T, so
   no MMA works on padding rows; one MMA warpgroup handles whole 64-token
@@ -449,11 +451,14 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
 
 
 def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> KernelPlan:
-    """The heuristic plan for ``spec``: 64-token tiles, the split schedule (fp8 caches with at most
-    32 query rows per KV head: the heads_n schedule), the deepest KV pipeline that fits. (The
-    seesaw schedule is 2-7% faster on 128-head cells but stays opt-in,
-    ``schedule="seesaw"`` or ``mlagen tune``, until compute-sanitizer's racecheck is clean on it:
-    see docs/perf/README.md.)
+    """The heuristic plan for ``spec``: 64-token tiles and
+    - 16-bit caches: the split schedule with the deepest KV pipeline that fits; where that is
+      two tiles deep (DeepSeek's 576-wide keys) and the seesaw fits (two MMA warpgroups, a RoPE
+      chunk to pass P through, the knobs pinned allow it), the seesaw instead, over the same two
+      buffers: 1.03-1.16x faster than the split schedule on every cell of the default bench grid
+      (H100, docs/perf/README.md). Narrower keys keep the deeper split pipeline (not measured
+      against the seesaw).
+    - fp8 caches: the heads_n schedule with at most 32 query rows per KV head, else split.
 
     Keyword overrides pin knobs (``stages=2``); the result is always checked.
     """
@@ -461,6 +466,14 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     if why:
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     overrides = dict(overrides)
+    if spec.cache_dtype != FP8_CACHE and "schedule" not in overrides:
+        split = plan_for(spec, device, schedule="split", **overrides)
+        if split.stages > 2:
+            return split
+        try:
+            return plan_for(spec, device, schedule="seesaw", **overrides)
+        except PlanError:
+            return split  # a pinned knob or the spec rules the seesaw out
     if heads_n_unsupported(spec) is None and "consumer_wgs" not in overrides:
         # few query rows per KV head: on N they waste no MMA rows, and the dequantizers get seven
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
