@@ -1,7 +1,7 @@
 """``mlagen tune`` on a real GPU: a tiny sweep records its rows, and the tuned dispatch is correct.
 
 Three candidates (the heuristic plan, the same kernel with two parts per SM,
-and a one-stage pipeline: two compiled kernels) in one bucket, timed in a
+and the other 16-bit schedule: two compiled kernels) in one bucket, timed in a
 worker process like ``mlagen tune`` does, into a fresh database; then a
 :class:`TunedKernel` reading that database is checked against the float32
 reference in the tuned bucket and in a missing one (nearest-bucket fallback).
@@ -34,7 +34,8 @@ def tuned_db(tmp_path_factory):
     clear_cache()
     facts = current_device_facts()
     heuristic = plan_for(SPEC, facts)
-    plans = [heuristic, dataclasses.replace(heuristic, parts_per_sm=2), dataclasses.replace(heuristic, stages=1)]
+    other = plan_for(SPEC, facts, schedule="split" if heuristic.schedule == "seesaw" else "seesaw")
+    plans = [heuristic, dataclasses.replace(heuristic, parts_per_sm=2), other]
     path = tmp_path_factory.mktemp("tune") / "tune.sqlite"
     db = TuneDB(path)
     report = tune(SPEC, [BUCKET], db=db, plans=plans, jobs=2, rep_ms=20, timeout_s=120)
