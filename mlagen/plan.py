@@ -455,7 +455,7 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     - 16-bit caches: the split schedule with the deepest KV pipeline that fits; where that is
       two tiles deep (DeepSeek's 576-wide keys) and the seesaw fits (two MMA warpgroups, a RoPE
       chunk to pass P through, the knobs pinned allow it), the seesaw instead, over the same two
-      buffers: 1.03-1.16x faster than the split schedule on every cell of the default bench grid
+      buffers: 1.04-1.16x faster than the split schedule on every cell of the default bench grid
       (H100, docs/perf/README.md). Narrower keys keep the deeper split pipeline (not measured
       against the seesaw).
     - fp8 caches: the heads_n schedule with at most 32 query rows per KV head, else split.
