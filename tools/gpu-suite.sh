@@ -11,8 +11,8 @@
 #   MLAGEN_GPU_EXAMPLES  Hypothesis cases per GPU property test (default: 320, see tests/gpu/conftest.py)
 #   SANITIZE=1           afterwards run compute-sanitizer on a small subset of the suite
 #   SANITIZE_TOOLS       the sanitizer tools to run (default: "memcheck synccheck"; racecheck reports hazards
-#                        on the seesaw schedule between accesses its named barriers order, see docs/perf/README.md: for a clean
-#                        racecheck run pin the split schedule, MLAGEN_TEST_PLAN=schedule=split)
+#                        on the seesaw schedule between accesses its named barriers order, see docs/perf/README.md; to racecheck
+#                        the split schedule instead, MLAGEN_TEST_PLAN=schedule=split)
 #   SANITIZE_K           pytest -k expression of that subset (default: "split_count and 3")
 #   SKIP_SUITE=1         run only the sanitizer part
 #   OUT                  folder for the logs and the JUnit report (default: none, console only)
