@@ -1,0 +1,75 @@
+"""Time the kernels of two template folders against each other, in one process, on bench cells.
+
+For template changes whose effect is smaller than run-to-run drift: both kernels of a cell are
+loaded in the same process and timed alternately (base, new, base, new) with the bench's
+``run_cell``, after the copy/matmul ceilings are measured once. Each kernel is first checked
+against the float32 reference (see tools/sweep_cell.py). On the GPU host:
+
+    BASE_TMPL=path/to/old/templates BASE_CACHE=.gpu-cache-x NEW_CACHE=.gpu-cache \\
+        python tools/ab_templates.py 16,1,128,4096:16384 128,2,128,4096 32,1,128,16384,fp8_e4m3
+
+A cell is ``h_q,s_q,batch,s_k[:s_k...][,cache]`` (fp8 cells are compiled for max_q = s_q, as in the
+fp8 grid). The new kernels come from the checkout's templates. Build both caches beforehand on a
+machine without a GPU (``MLAGEN_TEMPLATE_DIR=$BASE_TMPL python tools/prebuild.py --cache ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import mlagen.jit
+from mlagen.bench import cell_spec, measure_ceilings, run_cell
+from mlagen.plan import plan_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_cell import check  # noqa: E402
+
+
+def kernel_for(spec, template_dir: str | None, cache_dir: str):
+    # the template folder is read when the kernel is built (its hash is part of the cache key)
+    if template_dir:
+        os.environ["MLAGEN_TEMPLATE_DIR"] = str(Path(template_dir).resolve())
+    else:
+        os.environ.pop("MLAGEN_TEMPLATE_DIR", None)
+    try:
+        return mlagen.jit.compile(spec, plan_for(spec), cache_dir=cache_dir, tuned=False)
+    finally:
+        os.environ.pop("MLAGEN_TEMPLATE_DIR", None)
+
+
+def main() -> None:
+    cells = sys.argv[1:]
+    if not cells or "-h" in cells or "--help" in cells:
+        print(__doc__)
+        return
+    base_tmpl = os.environ["BASE_TMPL"]
+    caches = {"base": os.environ.get("BASE_CACHE", ".gpu-cache-x"), "new": os.environ.get("NEW_CACHE", ".gpu-cache")}
+    rep_ms = float(os.environ.get("REP_MS", 30))
+    ceilings = measure_ceilings()
+    print(f"ceilings: copy {ceilings.copy_gbps:.1f} GB/s, matmul {ceilings.matmul_tflops:.1f} TFLOP/s", flush=True)
+    for text in cells:
+        h, s_q, batch, s_ks, *rest = text.split(",")
+        h, s_q, batch = int(h), int(s_q), int(batch)
+        cache = rest[0] if rest else None
+        spec = cell_spec(dict(h_q=h, s_q=s_q, page=64, cache=cache, max_q=s_q if cache else None))
+        kernels = {"base": kernel_for(spec, base_tmpl, caches["base"]), "new": kernel_for(spec, None, caches["new"])}
+        for kernel in kernels.values():
+            check(kernel, spec)
+        for s_k in map(int, s_ks.split(":")):
+            ms = {"base": [], "new": []}
+            for _ in range(2):
+                for which, kernel in kernels.items():
+                    cell = run_cell(kernel, spec, batch, s_q, s_k, ceilings, rep_ms=rep_ms)[0]
+                    ms[which].append(cell.graph_ms)
+            base, new = statistics.mean(ms["base"]), statistics.mean(ms["new"])
+            print(f"{cache or 'bf16'} h{h:3d} s_q{s_q} b{batch:3d} s_k{s_k:6d}  "
+                  f"base {ms['base'][0]:.4f}/{ms['base'][1]:.4f}  new {ms['new'][0]:.4f}/{ms['new'][1]:.4f}  "
+                  f"ratio base {cell.floor_ms / base:.3f} new {cell.floor_ms / new:.3f}  new/base {new / base:.3f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
