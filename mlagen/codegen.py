@@ -108,7 +108,7 @@ def _constants(spec: MLASpec, plan: KernelPlan) -> dict:
         "dequant_warps": dequant_warps(plan),
         "heads_n": plan.schedule == "heads_n",
         # Q rows by TMA from the producer warp (one KV head: a CTA's rows are consecutive)
-        "q_tma": spec.kv_heads == 1 and plan.schedule in ("seesaw", "split"),
+        "q_tma": spec.kv_heads == 1,
         "q_rows": q_rows(spec, plan),
         # rows of one 64-column chunk block of a KV buffer (heads_n: its ring chunks are whole tiles' rows)
         "chunk_rows": plan.block_n if plan.schedule == "heads_n" else kv_rows(spec, plan),

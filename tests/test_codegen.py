@@ -121,13 +121,15 @@ def test_causal_and_lse_code_appear_only_when_asked(causal, lse):
     assert CAUSAL_CODE not in render_for(MLASpec(q_heads=16, max_q=1, causal=True)).source
 
 
-@pytest.mark.parametrize("schedule", ["seesaw", "split"])
+@pytest.mark.parametrize("schedule", ["seesaw", "split", "heads_n"])
 @pytest.mark.parametrize("kv_heads", [1, 2])
 def test_q_rows_come_by_tma_only_with_one_kv_head(schedule, kv_heads):
     # one KV head: a CTA's query rows are consecutive rows of q, loaded by the TMA warp per segment;
     # two: rows of one KV head interleave with the other's, so the MMA threads gather them (load_q)
-    for cache in (None, "fp8_e4m3") if schedule == "split" else (None,):
-        spec = MLASpec(q_heads=64, kv_heads=kv_heads, max_q=2, causal=True, cache_dtype=cache)
+    caches = {"seesaw": (None,), "split": (None, "fp8_e4m3"), "heads_n": ("fp8_e4m3",)}[schedule]
+    for cache in caches:
+        heads = 32 if schedule == "heads_n" else 64  # heads_n: at most 32 query rows per KV head
+        spec = MLASpec(q_heads=heads, kv_heads=kv_heads, max_q=1, causal=True, cache_dtype=cache)
         src = render_for(spec, schedule=schedule).source
         assert ("pq = self.issue_q(" in src) == (kv_heads == 1)
         assert ("q_pipe.consumer_wait(cq)" in src) == (kv_heads == 1)
