@@ -8,8 +8,8 @@ against the float32 reference (see tools/sweep_cell.py). On the GPU host:
     BASE_TMPL=path/to/old/templates BASE_CACHE=.gpu-cache-x NEW_CACHE=.gpu-cache \\
         python tools/ab_templates.py 16,1,128,4096:16384 128,2,128,4096 32,1,128,16384,fp8_e4m3
 
-A cell is ``h_q,s_q,batch,s_k[:s_k...][,cache]`` (fp8 cells are compiled for max_q = s_q, as in the
-fp8 grid). The new kernels come from the checkout's templates. Build both caches beforehand on a
+A cell is ``h_q,s_q,batch,s_k[:s_k...][,cache][,pPAGE]`` (for example ``128,1,128,8192:16384,p16``;
+page 64 unless given; fp8 cells are compiled for max_q = s_q, as in the fp8 grid). The new kernels come from the checkout's templates. Build both caches beforehand on a
 machine without a GPU (``MLAGEN_TEMPLATE_DIR=$BASE_TMPL python tools/prebuild.py --cache ...``).
 """
 
@@ -53,8 +53,11 @@ def main() -> None:
     for text in cells:
         h, s_q, batch, s_ks, *rest = text.split(",")
         h, s_q, batch = int(h), int(s_q), int(batch)
-        cache = rest[0] if rest else None
-        spec = cell_spec(dict(h_q=h, s_q=s_q, page=64, cache=cache, max_q=s_q if cache else None))
+        pages = [int(r[1:]) for r in rest if r.startswith("p")]
+        caches_named = [r for r in rest if not r.startswith("p")]
+        cache = caches_named[0] if caches_named else None
+        page = pages[0] if pages else 64
+        spec = cell_spec(dict(h_q=h, s_q=s_q, page=page, cache=cache, max_q=s_q if cache else None))
         kernels = {"base": kernel_for(spec, base_tmpl, caches["base"]), "new": kernel_for(spec, None, caches["new"])}
         for kernel in kernels.values():
             check(kernel, spec)
@@ -65,7 +68,7 @@ def main() -> None:
                     cell = run_cell(kernel, spec, batch, s_q, s_k, ceilings, rep_ms=rep_ms)[0]
                     ms[which].append(cell.graph_ms)
             base, new = statistics.mean(ms["base"]), statistics.mean(ms["new"])
-            print(f"{cache or 'bf16'} h{h:3d} s_q{s_q} b{batch:3d} s_k{s_k:6d}  "
+            print(f"{cache or 'bf16'} p{page} h{h:3d} s_q{s_q} b{batch:3d} s_k{s_k:6d}  "
                   f"base {ms['base'][0]:.4f}/{ms['base'][1]:.4f}  new {ms['new'][0]:.4f}/{ms['new'][1]:.4f}  "
                   f"ratio base {cell.floor_ms / base:.3f} new {cell.floor_ms / new:.3f}  new/base {new / base:.3f}",
                   flush=True)
