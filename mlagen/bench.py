@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlagen.spec import FP8_CACHE
+from mlagen.telemetry import Telemetry, TelemetrySummary
 
 __all__ = [
     "GRIDS",
@@ -104,6 +105,16 @@ def cell_spec(cell: dict):
 class Ceilings:
     copy_gbps: float       # bytes read + written per second / 1e9
     matmul_tflops: float   # bf16 8192^3
+    # SM clock, power and throttle reasons while each ceiling ran (mlagen.telemetry; None without NVML)
+    copy_telemetry: dict | None = None
+    matmul_telemetry: dict | None = None
+
+    def describe(self) -> str:
+        text = f"ceilings: copy {self.copy_gbps} GB/s (read+write), bf16 matmul {self.matmul_tflops} TFLOP/s"
+        if self.copy_telemetry and self.matmul_telemetry:
+            text += (f" [copy at {TelemetrySummary(**self.copy_telemetry).short()}; "
+                     f"matmul at {TelemetrySummary(**self.matmul_telemetry).short()}]")
+        return text
 
 
 @dataclass
@@ -128,6 +139,7 @@ class BenchCell:
     runs_ms: list[float] = field(default_factory=list)
     cache_dtype: str = ""              # the KV cache's type (fp8_e4m3 or the query dtype)
     speedup_vs_16bit: float | None = None  # fp8 cells: time of the 16-bit-cache twin cell / this time
+    telemetry: dict | None = None      # clock/power while the reported time was taken (mlagen.telemetry)
 
 
 def time_fn(fn, *, warmup_ms: float = 20, rep_ms: float = 200, setup=None) -> list[float]:
@@ -167,15 +179,22 @@ def measure_ceilings() -> Ceilings:
     n = 1 << 28  # 512 MiB of bf16 each way
     src = torch.randn(n, device="cuda", dtype=torch.bfloat16)
     dst = torch.empty_like(src)
-    copy_ms = statistics.median(time_fn(lambda: dst.copy_(src), rep_ms=300))
+    with Telemetry() as copy_t:
+        copy_ms = statistics.median(time_fn(lambda: dst.copy_(src), rep_ms=300))
     copy_gbps = 2 * src.numel() * 2 / (copy_ms * 1e-3) / 1e9
     del src, dst
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    mm_ms = statistics.median(time_fn(lambda: a @ b, rep_ms=300))
+    with Telemetry() as mm_t:
+        mm_ms = statistics.median(time_fn(lambda: a @ b, rep_ms=300))
     del a, b
     torch.cuda.empty_cache()
-    return Ceilings(copy_gbps=round(copy_gbps, 1), matmul_tflops=round(2 * 8192**3 / (mm_ms * 1e-3) / 1e12, 1))
+    return Ceilings(copy_gbps=round(copy_gbps, 1), matmul_tflops=round(2 * 8192**3 / (mm_ms * 1e-3) / 1e12, 1),
+                    copy_telemetry=_as_dict(copy_t.summary), matmul_telemetry=_as_dict(mm_t.summary))
+
+
+def _as_dict(summary: TelemetrySummary | None) -> dict | None:
+    return None if summary is None else asdict(summary)
 
 
 def seqlens_for(batch: int, s_q: int, s_k: int, seed: int = 1) -> list[int]:
@@ -296,11 +315,15 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
         o = outs[state["i"]]
         kernel(q, c, bt, ln, out=o[0], lse=o[1], validate=False)
 
-    call_ms = statistics.median(time_fn(call, setup=rotate, rep_ms=rep_ms))
+    with Telemetry() as call_t:
+        call_ms = statistics.median(time_fn(call, setup=rotate, rep_ms=rep_ms))
+    telemetry = call_t.summary
     graph_ms, runs = None, []
     if graphs:
         captured = capture_calls(kernel, inputs, outs, kernel.workspace(batch, s_q, "cuda"))
-        runs = time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)
+        with Telemetry() as graph_t:
+            runs = time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)
+        telemetry = graph_t.summary    # the reported time is the graph's
         graph_ms = statistics.median(runs)
     ms = graph_ms if graph_ms is not None else call_ms
     common = dict(spec_key=spec.key, h_q=spec.q_heads, s_q=s_q, s_k=s_k, batch=batch, page=spec.page,
@@ -309,7 +332,7 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
     cells = [BenchCell(kind="mlagen", plan=kernel.plan.tag, graph_ms=None if graph_ms is None else round(graph_ms, 4),
                        call_ms=round(call_ms, 4), gbps=round(nbytes / (ms * 1e-3) / 1e9, 1),
                        tflops=round(flops / (ms * 1e-3) / 1e12, 1), ratio=round(floor_ms / ms, 3),
-                       runs_ms=[round(t, 4) for t in runs[:100]], **common)]
+                       runs_ms=[round(t, 4) for t in runs[:100]], telemetry=_as_dict(telemetry), **common)]
     if with_torch and spec.cache_dtype != FP8_CACHE:
         q, c, bt, ln = inputs[0]
         tms = statistics.median(time_fn(lambda: torch_decode(q, c, bt, lens, spec), rep_ms=rep_ms, warmup_ms=5))
@@ -343,7 +366,7 @@ def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = Fal
     from mlagen.plan import plan_for
 
     ceilings = measure_ceilings()
-    log(f"ceilings: copy {ceilings.copy_gbps} GB/s (read+write), bf16 matmul {ceilings.matmul_tflops} TFLOP/s")
+    log(ceilings.describe())
     reference = flashmla_reference()
     results = []
     fixed_spec = spec
@@ -401,9 +424,10 @@ def format_cell(c: BenchCell) -> str:
     if c.speedup_vs_16bit is not None:
         ref += f" x{c.speedup_vs_16bit:.2f} vs 16-bit cache"
     cache = " fp8" if c.cache_dtype and c.cache_dtype != c.dtype else ""
+    clocks = f" [{TelemetrySummary(**c.telemetry).short()}]" if c.telemetry else ""
     return (f"{c.kind:6s} h={c.h_q:3d} s_q={c.s_q} s_k={c.s_k:6d} b={c.batch:3d} p={c.page:3d} {c.dtype}{cache} "
             f"graph {graph} ms call {c.call_ms:8.4f} ms {c.gbps:7.1f} GB/s {c.tflops:6.1f} TFLOP/s "
-            f"floor {c.floor_ms:.4f} ms ratio {c.ratio:.3f}{ref}")
+            f"floor {c.floor_ms:.4f} ms ratio {c.ratio:.3f}{ref}{clocks}")
 
 
 def gpu_meta(command: str) -> dict:

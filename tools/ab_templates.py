@@ -49,7 +49,7 @@ def main() -> None:
     caches = {"base": os.environ.get("BASE_CACHE", ".gpu-cache-x"), "new": os.environ.get("NEW_CACHE", ".gpu-cache")}
     rep_ms = float(os.environ.get("REP_MS", 30))
     ceilings = measure_ceilings()
-    print(f"ceilings: copy {ceilings.copy_gbps:.1f} GB/s, matmul {ceilings.matmul_tflops:.1f} TFLOP/s", flush=True)
+    print(ceilings.describe(), flush=True)
     for text in cells:
         h, s_q, batch, s_ks, *rest = text.split(",")
         h, s_q, batch = int(h), int(s_q), int(batch)
@@ -63,14 +63,19 @@ def main() -> None:
             check(kernel, spec)
         for s_k in map(int, s_ks.split(":")):
             ms = {"base": [], "new": []}
+            mhz = {"base": [], "new": []}
             for _ in range(2):
                 for which, kernel in kernels.items():
                     cell = run_cell(kernel, spec, batch, s_q, s_k, ceilings, rep_ms=rep_ms)[0]
                     ms[which].append(cell.graph_ms)
+                    if cell.telemetry:
+                        mhz[which].append(cell.telemetry["sm_mhz_mean"])
             base, new = statistics.mean(ms["base"]), statistics.mean(ms["new"])
             print(f"{cache or 'bf16'} p{page} h{h:3d} s_q{s_q} b{batch:3d} s_k{s_k:6d}  "
                   f"base {ms['base'][0]:.4f}/{ms['base'][1]:.4f}  new {ms['new'][0]:.4f}/{ms['new'][1]:.4f}  "
-                  f"ratio base {cell.floor_ms / base:.3f} new {cell.floor_ms / new:.3f}  new/base {new / base:.3f}",
+                  f"ratio base {cell.floor_ms / base:.3f} new {cell.floor_ms / new:.3f}  new/base {new / base:.3f}"
+                  + (f"  MHz base {'/'.join(f'{m:.0f}' for m in mhz['base'])} new {'/'.join(f'{m:.0f}' for m in mhz['new'])}"
+                     if mhz["base"] and mhz["new"] else ""),
                   flush=True)
 
 

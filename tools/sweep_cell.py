@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     spec = cell_spec(dict(h_q=args.h_q, s_q=args.s_q, page=args.page, cache=args.cache, max_q=args.max_q))
     ceilings = measure_ceilings()
-    print(f"ceilings: copy {ceilings.copy_gbps:.1f} GB/s, matmul {ceilings.matmul_tflops:.1f} TFLOP/s", flush=True)
+    print(ceilings.describe(), flush=True)
     for text in args.plan or [""]:
         kernel = mlagen.jit.compile(spec, plan_for(spec, **parse_knobs(text)), tuned=False)
         check(kernel, spec)
