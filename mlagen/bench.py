@@ -273,13 +273,22 @@ def torch_decode(q, cache, bt, lens_list, spec):
     return torch.stack(outs)
 
 
-def capture_calls(kernel, inputs, outs, workspace) -> list:
+class CapturedCalls(list):
+    """CUDA graphs, one per input set, plus the scratch memory they write: the graphs hold raw
+    pointers into ``workspace``, so it must live exactly as long as they do (freed early, the
+    caching allocator hands it to the next tensor and every replay overwrites that tensor)."""
+
+    workspace = None
+
+
+def capture_calls(kernel, inputs, outs, workspace) -> CapturedCalls:
     """One CUDA graph per input set, each replaying a whole call (warmed up on a side stream first)."""
     import torch
 
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    graphs = []
+    graphs = CapturedCalls()
+    graphs.workspace = workspace
     for (q, cache, bt, lens), (out, lse) in zip(inputs, outs):
         with torch.cuda.stream(side):
             kernel(q, cache, bt, lens, out=out, lse=lse, workspace=workspace, validate=False)

@@ -51,6 +51,9 @@ class TelemetrySummary:
     power_limit_w: float | None
     reasons: list[str]          # every reason seen in any sample
     limited_share: float        # share of samples with a limiting reason (power cap, thermal, ...)
+    # "instant" (NVML_FI_DEV_POWER_INSTANT) or "average" (nvmlDeviceGetPowerUsage: on Hopper an
+    # average over about a second, so it lags the work being timed)
+    power_source: str = "average"
 
     def short(self) -> str:
         """One line for a results table: ``1755 MHz 612 W/700 power-capped 80%``."""
@@ -62,7 +65,8 @@ class TelemetrySummary:
         return text
 
 
-def summarize(samples: list[tuple[float, float, int]], power_limit_w: float | None) -> TelemetrySummary | None:
+def summarize(samples: list[tuple[float, float, int]], power_limit_w: float | None,
+              power_source: str = "average") -> TelemetrySummary | None:
     """Summary of (sm MHz, watts, reason mask) samples; None if there are none."""
     if not samples:
         return None
@@ -82,6 +86,7 @@ def summarize(samples: list[tuple[float, float, int]], power_limit_w: float | No
         power_limit_w=power_limit_w,
         reasons=reason_names(seen),
         limited_share=round(sum(1 for m in masks if m & limiting_bits) / len(masks), 3),
+        power_source=power_source,
     )
 
 
@@ -126,6 +131,7 @@ class Telemetry:
         self._nvml = None
         self._h = None
         self._limit_w: float | None = None
+        self._instant = False
 
     def _reasons(self) -> int:
         nvml, h = self._nvml, self._h
@@ -133,10 +139,35 @@ class Telemetry:
             nvml.nvmlDeviceGetCurrentClocksThrottleReasons
         return int(get(h))
 
+    def _instant_mw(self) -> float | None:
+        """Instantaneous board power in mW where the driver reports it, else None."""
+        nvml = self._nvml
+        field = getattr(nvml, "NVML_FI_DEV_POWER_INSTANT", None)
+        get = getattr(nvml, "nvmlDeviceGetFieldValues", None)
+        if field is None or get is None:
+            return None
+        try:
+            v = get(self._h, [field])[0]
+        except Exception:
+            return None
+        if getattr(v, "nvmlReturn", 1) != 0:
+            return None
+        # the union member named by valueType (0 double, 1 uint, 2 ulong, 3 ulonglong, 4 slonglong, 5 sint)
+        member = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal"}.get(v.valueType, "uiVal")
+        value = float(getattr(v.value, member))
+        return value if value > 0 else None
+
+    def _power_w(self) -> float:
+        if self._instant:
+            mw = self._instant_mw()
+            if mw is not None:
+                return mw / 1000.0
+        return self._nvml.nvmlDeviceGetPowerUsage(self._h) / 1000.0
+
     def _sample(self) -> None:
         nvml, h = self._nvml, self._h
-        self._samples.append((float(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM)),
-                              nvml.nvmlDeviceGetPowerUsage(h) / 1000.0, self._reasons()))
+        self._samples.append((float(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM)), self._power_w(),
+                              self._reasons()))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -155,6 +186,7 @@ class Telemetry:
                 self._limit_w = self._nvml.nvmlDeviceGetEnforcedPowerLimit(self._h) / 1000.0
             except Exception:
                 self._limit_w = None
+            self._instant = self._instant_mw() is not None
             self._sample()          # fails here, not on the thread, if a query is unsupported
             self._samples.clear()   # taken before the work started
         except Exception:
@@ -168,4 +200,4 @@ class Telemetry:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-        self.summary = summarize(self._samples, self._limit_w)
+        self.summary = summarize(self._samples, self._limit_w, "instant" if self._instant else "average")

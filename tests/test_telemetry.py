@@ -42,6 +42,23 @@ def fake_nvml(clock_mhz=1755, power_mw=650_000, reasons=0x4, fail_init=False):
     return m
 
 
+def test_instantaneous_power_is_preferred_where_the_driver_has_it(monkeypatch):
+    nvml = fake_nvml(power_mw=650_000)
+    nvml.NVML_FI_DEV_POWER_INSTANT = 186
+
+    def fields(h, ids):
+        assert ids == [186]
+        return [types.SimpleNamespace(nvmlReturn=0, valueType=1, value=types.SimpleNamespace(uiVal=612_000))]
+
+    nvml.nvmlDeviceGetFieldValues = fields
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    with Telemetry(interval_s=0.001) as t:
+        deadline = time.monotonic() + 0.2
+        while nvml.queries < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    assert t.summary.power_w_mean == 612 and t.summary.power_source == "instant"
+
+
 def test_reason_bits_decode_by_name_and_keep_unknown_bits():
     assert reason_names(0) == []
     assert reason_names(0x4 | 0x40) == ["sw_power_cap", "hw_thermal"]
@@ -81,6 +98,7 @@ def test_sampler_collects_while_the_block_runs(monkeypatch):
     assert s is not None and s.samples >= 4        # the probe sample taken before the work is dropped
     assert (s.sm_mhz_mean, s.power_w_mean, s.power_limit_w) == (1755, 650, 700)
     assert s.reasons == ["sw_power_cap"] and s.limited_share == 1.0
+    assert s.power_source == "average"     # the fake has no field values
 
 
 @pytest.mark.parametrize("module", [None, "broken"])

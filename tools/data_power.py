@@ -8,7 +8,7 @@ fewer mantissa bits, for both 16-bit dtypes, alternating the variants over sever
 prints each time with the SM clock, power and throttle reasons sampled meanwhile (NVML, from
 ``nvidia-ml-py``). Every kernel is first checked against the float32 reference.
 
-    python tools/data_power.py --h-q 128 --s-k 8192 --bits full 7 4 --rounds 2
+    python tools/data_power.py --h-q 128 --s-k 8192 --bits full 7 4 --rounds 4
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="+", default=["bf16", "fp16"], choices=sorted(MANTISSA_BITS))
     ap.add_argument("--bits", nargs="+", default=["full", "7"],
                     help='mantissa bits kept in q and the cache ("full" = as generated)')
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--rep-ms", type=float, default=40)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--rep-ms", type=float, default=200)
     args = ap.parse_args()
     import sys
     from pathlib import Path
@@ -78,8 +78,9 @@ def main() -> None:
                 variants.append((f"{dtype} kernel, {text} mantissa bits", graphs, floor_ms))
         state = {"i": 0}
         times = {name: [] for name, _, _ in variants}
-        for _ in range(args.rounds):
-            for name, graphs, floor_ms in variants:
+        for r in range(args.rounds):
+            # reversed every other round: the clock drifts as the board heats, so no variant always goes first
+            for name, graphs, floor_ms in (variants if r % 2 == 0 else variants[::-1]):
                 def rotate(i, n=len(graphs)):
                     state["i"] = i % n
                 with Telemetry() as t:
