@@ -274,11 +274,12 @@ def torch_decode(q, cache, bt, lens_list, spec):
 
 
 class CapturedCalls(list):
-    """CUDA graphs, one per input set, plus the scratch memory they write: the graphs hold raw
-    pointers into ``workspace``, so it must live exactly as long as they do (freed early, the
-    caching allocator hands it to the next tensor and every replay overwrites that tensor)."""
+    """CUDA graphs, one per input set, plus every tensor they read or write: a graph holds raw
+    pointers, so its inputs, outputs and scratch memory must live exactly as long as it does
+    (freed early, the caching allocator hands the memory to the next tensor, and a replay reads
+    garbage block tables or overwrites someone else's data)."""
 
-    workspace = None
+    inputs = outs = workspace = None
 
 
 def capture_calls(kernel, inputs, outs, workspace) -> CapturedCalls:
@@ -288,7 +289,7 @@ def capture_calls(kernel, inputs, outs, workspace) -> CapturedCalls:
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     graphs = CapturedCalls()
-    graphs.workspace = workspace
+    graphs.inputs, graphs.outs, graphs.workspace = list(inputs), list(outs), workspace
     for (q, cache, bt, lens), (out, lse) in zip(inputs, outs):
         with torch.cuda.stream(side):
             kernel(q, cache, bt, lens, out=out, lse=lse, workspace=workspace, validate=False)
