@@ -36,6 +36,12 @@ A plan fixes every compile-time knob of the generated decode kernel:
   than the TMA warp dequantize them into ``stages`` bf16/fp16 KV buffers of
   32 tokens (half a 64-token tile each), so converting the next tile overlaps
   the MMAs of this one. 0 for ``heads_n`` and 16-bit caches.
+* ``cluster`` (seesaw only): CTAs per thread-block cluster along the m-blocks of one KV
+  head. The m-blocks of a (KV head, part) read the same KV tiles; with ``cluster=2``
+  each CTA of a pair issues half of every tile's TMA boxes and multicasts them to
+  both, and frees a buffer on both CTAs' barriers, so the pair reads each tile from
+  L2 once and issues half the loads. It needs an even number of m-blocks for every
+  ``s_q``: ``heads_per_kv`` a multiple of 128 (two 64-row m-blocks per query token).
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -114,6 +120,7 @@ class KernelPlan:
     loader: str = "tma"
     schedule: str = "split"
     raw_stages: int = 0
+    cluster: int = 1
     split_kv: bool = True
     parts_per_sm: int = 1
 
@@ -132,7 +139,8 @@ class KernelPlan:
         split = "" if self.split_kv else "-nosplit"
         sched = f"-{self.schedule.replace('_', '')}" if self.schedule != "split" else ""
         raw = f"r{self.raw_stages}" if self.raw_stages else ""
-        return f"n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{sched}{split}"
+        cluster = f"c{self.cluster}" if self.cluster != 1 else ""
+        return f"n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{cluster}{sched}{split}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -247,6 +255,20 @@ def heads_n_unsupported(spec: MLASpec) -> str | None:
         return f"schedule = 'heads_n' loads the RoPE part as whole 64-column chunks: rope {spec.rope} is not a multiple of 64"
     if spec.page < HEADS_N_MIN_PAGE:
         return f"schedule = 'heads_n' loads 64-token chunks in page-sized boxes: page {spec.page} < {HEADS_N_MIN_PAGE}"
+    return None
+
+
+def cluster_unsupported(spec: MLASpec, plan: KernelPlan) -> str | None:
+    """``None`` if ``plan.cluster`` CTAs can share their KV loads for ``spec``, else why not."""
+    if plan.schedule != "seesaw":
+        return f"cluster = {plan.cluster}: only the 'seesaw' schedule shares KV tiles across a cluster"
+    rows_per_token = spec.heads_per_kv
+    if rows_per_token % (WGMMA_M * plan.cluster):
+        # the grid's m-blocks, ceil(s_q * heads_per_kv / 64), must split into whole clusters for every s_q
+        return (
+            f"cluster = {plan.cluster} pairs the m-blocks of a KV head, which needs heads_per_kv a multiple of "
+            f"{WGMMA_M * plan.cluster} (got {rows_per_token}): with s_q = 1 there would be an odd m-block"
+        )
     return None
 
 
@@ -410,6 +432,12 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
                 "schedule = 'seesaw' passes the second tile's P through the RoPE chunk of its KV buffer; "
                 f"this spec has none (rope = {spec.rope})"
             )
+    if p.cluster not in (1, 2):
+        raise PlanError(f"cluster = {p.cluster}: must be 1 or 2")
+    if p.cluster > 1:
+        why = cluster_unsupported(spec, p)
+        if why:
+            raise PlanError(why)
     if p.parts_per_sm < 1:
         raise PlanError(f"parts_per_sm = {p.parts_per_sm}: must be >= 1")
     dv_wg = spec.d_v // p.consumer_wgs
@@ -467,6 +495,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     overrides = dict(overrides)
     if spec.cache_dtype != FP8_CACHE and "schedule" not in overrides:
+        if overrides.get("cluster", 1) > 1:
+            return plan_for(spec, device, schedule="seesaw", **overrides)  # only the seesaw shares loads
         split = plan_for(spec, device, schedule="split", **overrides)
         if split.stages > 2:
             return split
@@ -539,7 +569,9 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
                         except UnsupportedSpecError:
                             raise
                         except PlanError:
-                            pass
+                            continue
+                        if schedule == "seesaw" and cluster_unsupported(spec, dataclasses.replace(plan, cluster=2)) is None:
+                            plans.append(check_plan(spec, dataclasses.replace(plan, cluster=2), device))
     if heads_n_unsupported(spec) is None:
         # heads_n: a ring of two tiles, as deep as fits, and halfway between
         chunks = heads_n_tile_chunks(spec)

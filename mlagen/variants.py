@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mlagen.spec import MLASpec, list_spec_files, load_spec_file
 
-__all__ = ["kernel_variants", "spec_file_variants"]
+__all__ = ["kernel_variants", "plan_variants", "spec_file_variants"]
 
 
 def kernel_variants() -> dict[str, MLASpec]:
@@ -56,6 +56,18 @@ def kernel_variants() -> dict[str, MLASpec]:
                                                  dtype="fp16", cache_dtype="fp8_e4m3"),
     }
     return v
+
+
+def plan_variants() -> dict[str, tuple[str, dict]]:
+    """Opt-in plan knobs the planner does not choose by default, each pinned on kernel variants it fits:
+    test name -> (kernel variant name, plan knobs). The GPU suite checks them like the default plans."""
+    return {
+        # two m-block CTAs sharing every KV tile's TMA loads by multicast (pages 64 and 128, one and
+        # two query tokens: two and four m-blocks, i.e. one and two clusters per KV head and part)
+        "h128_p64_bf16_cluster2": ("h128_p64_bf16", {"cluster": 2}),
+        "h128_p64_q2_causal_cluster2": ("h128_p64_q2_causal", {"cluster": 2}),
+        "h128_p128_fp16_cluster2": ("h128_p128_fp16", {"cluster": 2}),
+    }
 
 
 def spec_file_variants(directory: str | Path = "specs") -> dict[str, MLASpec]:

@@ -224,6 +224,12 @@ def test_search_space_differs_across_specs():
     # 512-wide values need two warpgroups; 256-wide values fit one
     assert {p.consumer_wgs for p in dsv3} == {2}
     assert {p.consumer_wgs for p in mini} == {1, 2}
+    # 128 query heads per KV head: the seesaw plans again with two m-blocks per cluster; fewer heads
+    # (MiniCPM3 has 40) have odd m-blocks at s_q = 1, so no cluster plans
+    clustered = {p for p in dsv3 if p.cluster == 2}
+    assert clustered == {dataclasses.replace(p, cluster=2) for p in dsv3 if p.schedule == "seesaw"}
+    assert {p.cluster for p in mini} == {1}
+    dsv3 -= clustered
     # narrower keys admit every plan of the wider ones, and deeper pipelines
     assert dsv3 < mini
     assert max(p.stages for p in mini) > max(p.stages for p in dsv3)
@@ -231,8 +237,24 @@ def test_search_space_differs_across_specs():
     assert max(p.stages for p in dsv3 if p.block_n == 64) == 2
     assert all(p.block_n != 128 for p in dsv3)
     # the page size and head count do not change the plans of a 576-wide spec
-    assert set(search_space(SPEC_FILES["deepseek_v3_page1.py"])) == dsv3
+    assert set(search_space(SPEC_FILES["deepseek_v3_page1.py"])) == dsv3 | clustered
     assert set(search_space(SPEC_FILES["deepseek_v2_lite.py"])) == dsv3
+
+
+def test_cluster_plans_pair_the_m_blocks_of_128_heads_per_kv_head():
+    plan = plan_for(DSV3, cluster=2)
+    assert (plan.schedule, plan.cluster) == ("seesaw", 2) and plan.tag == "n64s2w2c2-seesaw"
+    # off by default: on the H100 it was no faster at page 64 and slower at page 16 (docs/perf/README.md)
+    assert plan_for(DSV3).cluster == 1
+    with pytest.raises(PlanError, match="only the 'seesaw' schedule"):
+        plan_for(DSV3, cluster=2, schedule="split")
+    # 64 heads: with s_q = 1 a KV head has one m-block, which no pair can share
+    with pytest.raises(PlanError, match="heads_per_kv a multiple of 128"):
+        plan_for(SPEC_FILES["kimi_k2.py"], cluster=2)
+    with pytest.raises(PlanError, match="heads_per_kv a multiple of 128"):
+        plan_for(MLASpec(q_heads=128, kv_heads=2), cluster=2)
+    with pytest.raises(PlanError, match="must be 1 or 2"):
+        check_plan(DSV3, dataclasses.replace(plan, cluster=4))
 
 
 def test_plan_key_excludes_runtime_knobs():

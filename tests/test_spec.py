@@ -30,6 +30,13 @@ def _not_pow2(v: int) -> bool:
 
 
 _junk = st.one_of(st.none(), st.text(max_size=4), st.floats(allow_nan=False), st.lists(st.integers(), max_size=2))
+
+
+def _junk_but(*valid):
+    """``_junk`` without the field's valid values (its short texts can draw "bf16", "head" or "tail")."""
+    return _junk.filter(lambda v: v not in valid)
+
+
 # Values no int field accepts: bools, floats (even integral ones), strings, None.
 _not_int = st.one_of(st.booleans(), st.floats(), st.just(64.0), st.text(max_size=4), st.none())
 
@@ -48,7 +55,7 @@ INVALID = {
         _not_int,
     ),
     "kv_heads": st.one_of(st.integers(max_value=0), _not_int),
-    "dtype": st.one_of(st.text(max_size=8).filter(lambda v: v not in ("bf16", "fp16")), st.just("fp8_e4m3"), _junk),
+    "dtype": st.one_of(st.text(max_size=8).filter(lambda v: v not in ("bf16", "fp16")), st.just("fp8_e4m3"), _junk_but("bf16", "fp16")),
     "cache_dtype": st.one_of(
         st.text(max_size=8).filter(lambda v: v not in ("bf16", "fp16", "fp8_e4m3")),
         st.sampled_from(["fp8_e5m2", "BF16", "float16", "fp32"]),
@@ -70,7 +77,7 @@ INVALID = {
         st.text(max_size=4),
     ),
     "lse": st.one_of(st.integers(), st.text(max_size=4), st.none()),
-    "rope_at": st.one_of(st.text(max_size=6).filter(lambda v: v not in ("tail", "head")), _junk),
+    "rope_at": st.one_of(st.text(max_size=6).filter(lambda v: v not in ("tail", "head")), _junk_but("tail", "head")),
     "arch": st.one_of(st.text(max_size=8).filter(lambda v: v != "sm_90a"), st.sampled_from(["sm_90", "sm_100a"]), _junk),
 }
 

@@ -73,6 +73,12 @@ def main(argv=None) -> int:
 
     overrides = dict(parse_knob(entry) for entry in args.plan)
     items = [(name, spec.to_dict(), os.path.abspath(args.cache), overrides) for name, spec in todo.items()]
+    if args.variants:
+        # the opt-in plans the GPU suite checks besides the planner's choices
+        from mlagen.variants import plan_variants
+        variants = kernel_variants()
+        items += [(name, variants[base].to_dict(), os.path.abspath(args.cache), knobs)
+                  for name, (base, knobs) in plan_variants().items()]
     start = time.time()
     failed = 0
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

@@ -25,7 +25,7 @@ import mlagen.jit
 from mlagen.plan import PlanError, parse_knobs, plan_for
 from mlagen.runtime import MLAInputError
 from mlagen.testing import assert_close_mla, make_problem, seqlens, with_score_jumps
-from mlagen.variants import kernel_variants
+from mlagen.variants import kernel_variants, plan_variants
 
 pytestmark = pytest.mark.gpu
 
@@ -93,6 +93,36 @@ def test_variants_against_reference(gpu_examples):
         run_checked(kernel_for(name), problem, num_parts=parts)
 
     check()
+
+
+@pytest.mark.parametrize("name", sorted(plan_variants()))
+def test_opt_in_plans_against_reference(name, gpu_examples):
+    """The plan knobs the planner does not pick by default (e.g. cluster=2) on the variants they fit:
+    drawn problems as above, a long sequence, and maxima that jump mid-sequence."""
+    base, knobs = plan_variants()[name]
+    spec = VARIANTS[base]
+    kernel = mlagen.jit.compile(spec, plan_for(spec, **knobs))
+    assert all(getattr(kernel.plan, k) == v for k, v in knobs.items())
+
+    @settings(max_examples=max(10, gpu_examples // 4), deadline=None, database=None,
+              suppress_health_check=list(HealthCheck), print_blob=True)
+    @given(st.data())
+    def check(data):
+        batch = data.draw(st.one_of(st.integers(1, 4), st.integers(1, 64)))
+        lens = data.draw(seqlens(spec.page, 4096, batch))
+        s_q = data.draw(st.integers(1, spec.max_q))
+        parts = data.draw(st.one_of(st.none(), st.integers(1, 200)))
+        seed = data.draw(st.integers(0, 2**31 - 1))
+        problem = make_problem(spec, batch=batch, seqlens=lens, s_q=s_q, seed=seed, device="cuda")
+        run_checked(kernel, problem, num_parts=parts)
+
+    check()
+    long = make_problem(spec, batch=4, seqlens=[32768, 1, 12345, 0], s_q=spec.max_q, seed=7, device="cuda")
+    run_checked(kernel, long)
+    jumps = with_score_jumps(make_problem(spec, batch=5, seqlens=[3000, 0, 700, 37, 1], s_q=spec.max_q, seed=13,
+                                          device="cuda"))
+    for parts in (1, None):
+        run_checked(kernel, jumps, num_parts=parts)
 
 
 @pytest.mark.parametrize("name", ["h128_p64_bf16", "h16_p64_bf16", "h128_p64_q2_causal", "h16_p1", "h40_l256r32_p64",
