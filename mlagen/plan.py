@@ -570,8 +570,9 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
                             raise
                         except PlanError:
                             continue
-                        if schedule == "seesaw" and cluster_unsupported(spec, dataclasses.replace(plan, cluster=2)) is None:
-                            plans.append(check_plan(spec, dataclasses.replace(plan, cluster=2), device))
+                        paired = dataclasses.replace(plan, cluster=2)
+                        if cluster_unsupported(spec, paired) is None:
+                            plans.append(check_plan(spec, paired, device))
     if heads_n_unsupported(spec) is None:
         # heads_n: a ring of two tiles, as deep as fits, and halfway between
         chunks = heads_n_tile_chunks(spec)

@@ -68,8 +68,8 @@ def run_checked(kernel, problem, **kwargs):
 
 
 @st.composite
-def cases(draw, max_batch=64, max_len=4096):
-    name = draw(st.sampled_from(sorted(VARIANTS)))
+def cases(draw, names=None, max_batch=64, max_len=4096):
+    name = draw(st.sampled_from(sorted(names or VARIANTS)))
     spec = VARIANTS[name]
     batch = draw(st.one_of(st.integers(1, 4), st.integers(1, max_batch)))
     s_q = draw(st.integers(1, spec.max_q))
@@ -106,43 +106,40 @@ def test_opt_in_plans_against_reference(name, gpu_examples):
 
     @settings(max_examples=max(10, gpu_examples // 4), deadline=None, database=None,
               suppress_health_check=list(HealthCheck), print_blob=True)
-    @given(st.data())
-    def check(data):
-        batch = data.draw(st.one_of(st.integers(1, 4), st.integers(1, 64)))
-        lens = data.draw(seqlens(spec.page, 4096, batch))
-        s_q = data.draw(st.integers(1, spec.max_q))
-        parts = data.draw(st.one_of(st.none(), st.integers(1, 200)))
-        seed = data.draw(st.integers(0, 2**31 - 1))
-        problem = make_problem(spec, batch=batch, seqlens=lens, s_q=s_q, seed=seed, device="cuda")
+    @given(cases(names=[base]))
+    def check(case):
+        _, problem, parts = case
         run_checked(kernel, problem, num_parts=parts)
 
     check()
-    long = make_problem(spec, batch=4, seqlens=[32768, 1, 12345, 0], s_q=spec.max_q, seed=7, device="cuda")
-    run_checked(kernel, long)
-    jumps = with_score_jumps(make_problem(spec, batch=5, seqlens=[3000, 0, 700, 37, 1], s_q=spec.max_q, seed=13,
-                                          device="cuda"))
+    check_long_context(kernel, spec)
+    check_score_jumps(kernel, spec)
+
+
+def check_long_context(kernel, spec):
+    lens = [32768, 1, 12345, 0] if spec.page != 1 else [32768, 3000]
+    problem = make_problem(spec, batch=len(lens), seqlens=lens, s_q=spec.max_q, seed=7, device="cuda")
+    run_checked(kernel, problem)
+
+
+def check_score_jumps(kernel, spec):
+    base = make_problem(spec, batch=5, seqlens=[3000, 0, 700, 37, 1], s_q=spec.max_q, seed=13, device="cuda")
+    problem = with_score_jumps(base)
     for parts in (1, None):
-        run_checked(kernel, jumps, num_parts=parts)
+        run_checked(kernel, problem, num_parts=parts)
 
 
 @pytest.mark.parametrize("name", ["h128_p64_bf16", "h16_p64_bf16", "h128_p64_q2_causal", "h16_p1", "h40_l256r32_p64",
                                   "h128_p64_fp8", "h64_p1_fp16_fp8"])
 def test_long_context(name):
-    spec = VARIANTS[name]
-    lens = [32768, 1, 12345, 0] if spec.page != 1 else [32768, 3000]
-    problem = make_problem(spec, batch=len(lens), seqlens=lens, s_q=spec.max_q, seed=7, device="cuda")
-    run_checked(kernel_for(name), problem)
+    check_long_context(kernel_for(name), VARIANTS[name])
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_scores_that_jump_mid_sequence(name):
     """Running maxima that jump mid-sequence by far more than heads_n's lazy-rescale slack (2^8), in one
     CTA (num_parts=1) and split over many; odd heads see the spikes as very negative scores."""
-    spec = VARIANTS[name]
-    base = make_problem(spec, batch=5, seqlens=[3000, 0, 700, 37, 1], s_q=spec.max_q, seed=13, device="cuda")
-    problem = with_score_jumps(base)
-    for parts in (1, None):
-        run_checked(kernel_for(name), problem, num_parts=parts)
+    check_score_jumps(kernel_for(name), VARIANTS[name])
 
 
 def test_large_batch_deepseek_shape():
