@@ -120,7 +120,7 @@ class Ceilings:
 
 @dataclass
 class BenchCell:
-    kind: str              # "mlagen" or "torch" (plain PyTorch decode)
+    kind: str              # "mlagen", "flashmla" (timed live) or "torch" (plain PyTorch decode)
     spec_key: str
     plan: str
     h_q: int
@@ -137,6 +137,7 @@ class BenchCell:
     tflops: float
     ratio: float
     flashmla_ratio: float | None = None
+    flashmla_source: str = ""          # "live" (timed in this run) or the reference table it came from
     runs_ms: list[float] = field(default_factory=list)
     cache_dtype: str = ""              # the KV cache's type (fp8_e4m3 or the query dtype)
     speedup_vs_16bit: float | None = None  # fp8 cells: time of the 16-bit-cache twin cell / this time
@@ -303,7 +304,9 @@ def capture_calls(kernel, inputs, outs, workspace) -> CapturedCalls:
 
 
 def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *, with_torch: bool = False,
-             rep_ms: float = 200, graphs: bool = True) -> list[BenchCell]:
+             rep_ms: float = 200, graphs: bool = True, flashmla=None, log=print) -> list[BenchCell]:
+    """Time ``kernel`` on one grid cell; ``flashmla`` (a :class:`mlagen.flashmla_ref.FlashMLARef`) is
+    timed on the same inputs the same way, after its outputs are checked against ours."""
     import torch
 
     lens = seqlens_for(batch, s_q, s_k)
@@ -346,6 +349,10 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
                        call_ms=round(call_ms, 4), gbps=round(nbytes / (ms * 1e-3) / 1e9, 1),
                        tflops=round(flops / (ms * 1e-3) / 1e12, 1), ratio=round(floor_ms / ms, 3),
                        runs_ms=[round(t, 4) for t in runs[:100]], telemetry=_as_dict(telemetry), **common)]
+    if flashmla is not None:
+        cells.append(_run_flashmla(flashmla, inputs, outs, state, rotate, rep_ms, graphs, nbytes, flops, floor_ms,
+                                   common, log))
+        cells[0].flashmla_ratio, cells[0].flashmla_source = cells[-1].ratio, "live"
     if with_torch and spec.cache_dtype != FP8_CACHE:
         q, c, bt, ln = inputs[0]
         tms = statistics.median(time_fn(lambda: torch_decode(q, c, bt, lens, spec), rep_ms=rep_ms, warmup_ms=5))
@@ -355,6 +362,50 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
     del inputs, outs
     torch.cuda.empty_cache()
     return cells
+
+
+# two bf16 kernels that each round P to 16 bits before P.V differ by a few 16-bit ulps of |out| <= 1
+FLASHMLA_AGREEMENT_ATOL = 2e-2
+
+
+def _run_flashmla(ref, inputs, ours, state, rotate, rep_ms, graphs, nbytes, flops, floor_ms, common, log):
+    """FlashMLA on the inputs ours ran on: outputs poisoned, checked against ours, then timed alike."""
+    import torch
+
+    outs = []
+    worst = 0.0
+    for (q, c, bt, ln), mine in zip(inputs, ours):
+        out = torch.full_like(mine[0], float("nan"))
+        ref(q, c, bt, ln, out=out, validate=True)
+        torch.cuda.synchronize()
+        worst = max(worst, (out.float() - mine[0].float()).abs().nan_to_num(float("inf")).max().item())
+        outs.append((out, None))
+    if worst > FLASHMLA_AGREEMENT_ATOL:
+        raise RuntimeError(f"FlashMLA and mlagen disagree on h={common['h_q']} s_q={common['s_q']} "
+                           f"s_k={common['s_k']}: max |diff| {worst:.3g} > {FLASHMLA_AGREEMENT_ATOL}; "
+                           "not timing a kernel whose output is wrong")
+    ws = ref.workspace(common["batch"], common["s_q"], "cuda")
+
+    def call():
+        q, c, bt, ln = inputs[state["i"]]
+        ref(q, c, bt, ln, out=outs[state["i"]][0], workspace=ws, validate=False)
+
+    call_ms = statistics.median(time_fn(call, setup=rotate, rep_ms=rep_ms))
+    graph_ms, runs, telemetry = None, [], None
+    if graphs:
+        captured = capture_calls(ref, inputs, outs, ws)
+        with Telemetry() as graph_t:
+            runs = time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)
+        telemetry, graph_ms = graph_t.summary, statistics.median(runs)
+    ms = graph_ms if graph_ms is not None else call_ms
+    log(f"FlashMLA output agrees with mlagen's (max |diff| {worst:.2e})")
+    return BenchCell(kind="flashmla", plan=ref.plan.tag, graph_ms=None if graph_ms is None else round(graph_ms, 4),
+                     call_ms=round(call_ms, 4), gbps=round(nbytes / (ms * 1e-3) / 1e9, 1),
+                     tflops=round(flops / (ms * 1e-3) / 1e12, 1), ratio=round(floor_ms / ms, 3),
+                     runs_ms=[round(t, 4) for t in runs[:100]], telemetry=_as_dict(telemetry), **common)
+
+
+REFERENCE_TABLE_GPU = "H100"
 
 
 def flashmla_reference(path: Path | None = None) -> dict:
@@ -368,19 +419,25 @@ def flashmla_reference(path: Path | None = None) -> dict:
 
 
 def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = False, rep_ms: float = 200,
-             graphs: bool = True, log=print, plan_overrides: dict | None = None, spec=None, tuned: bool = False):
+             graphs: bool = True, log=print, plan_overrides: dict | None = None, spec=None, tuned: bool = False,
+             flashmla_lib: str | None = None):
     """Measure the ceilings, then every cell (dicts of h_q, s_q, s_k and optional batch, page, dtype, max_q).
 
     ``plan_overrides`` pins plan knobs (``plan_for(spec, **plan_overrides)``). ``spec`` benchmarks that
     spec instead of the grid's (cells whose head count or s_q it cannot serve are skipped). ``tuned``
     adds, where ``mlagen tune`` measured the spec on this GPU, the tuned kernel beside the heuristic one.
+    ``flashmla_lib`` (see :mod:`mlagen.flashmla_ref`) times FlashMLA live on every cell it can run; without
+    it, the committed FlashMLA table is shown beside cells of its shape only on the GPU it was taken on.
     """
     import mlagen.jit
     from mlagen.plan import plan_for
 
+    import torch
+
     ceilings = measure_ceilings()
     log(ceilings.describe())
-    reference = flashmla_reference()
+    gpu = torch.cuda.get_device_properties(torch.cuda.current_device()).name
+    reference = flashmla_reference() if REFERENCE_TABLE_GPU in gpu and not flashmla_lib else {}
     results = []
     fixed_spec = spec
     for cell in cells_spec:
@@ -392,8 +449,17 @@ def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = Fal
             spec = cell_spec(cell)
         kernel = mlagen.jit.compile(spec, plan_for(spec, **(plan_overrides or {})))
         b = cell.get("batch", batch)
+        live = None
+        if flashmla_lib:
+            from mlagen import flashmla_ref
+
+            reason = flashmla_ref.unsupported(spec)
+            if reason is None:
+                live = flashmla_ref.load(spec, flashmla_lib)
+            else:
+                log(f"FlashMLA not timed on h={cell['h_q']} s_q={cell['s_q']}: {reason}")
         cells = run_cell(kernel, spec, b, cell["s_q"], cell["s_k"], ceilings, with_torch=with_torch,
-                         rep_ms=rep_ms, graphs=graphs)
+                         rep_ms=rep_ms, graphs=graphs, flashmla=live, log=log)
         if tuned:
             from mlagen.dispatch import load_table
             from mlagen.tune import compare_tuned
@@ -407,8 +473,9 @@ def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = Fal
                     f"speedup {res['speedup']}")
         for res in cells:
             if (b == 128 and spec.page == 64 and spec.dtype == "bf16" and spec.cache_dtype == "bf16"
-                    and res.kind == "mlagen"):
+                    and res.kind == "mlagen" and res.flashmla_source != "live"):
                 res.flashmla_ratio = reference.get((res.h_q, res.s_q, res.s_k))
+                res.flashmla_source = "flashmla-h100-2026-11-23.json" if res.flashmla_ratio is not None else ""
             if res.kind == "mlagen" and res.cache_dtype == FP8_CACHE:
                 twin = _twin_16bit(results, res)
                 if twin is not None:
@@ -433,12 +500,13 @@ def _twin_16bit(results: list[BenchCell], cell: BenchCell) -> BenchCell | None:
 
 def format_cell(c: BenchCell) -> str:
     graph = f"{c.graph_ms:8.4f}" if c.graph_ms is not None else "       -"
-    ref = f" FlashMLA {c.flashmla_ratio:.2f}" if c.flashmla_ratio is not None else ""
+    source = "live" if c.flashmla_source == "live" else "H100 table"
+    ref = f" FlashMLA({source}) {c.flashmla_ratio:.2f}" if c.flashmla_ratio is not None else ""
     if c.speedup_vs_16bit is not None:
         ref += f" x{c.speedup_vs_16bit:.2f} vs 16-bit cache"
     cache = " fp8" if c.cache_dtype and c.cache_dtype != c.dtype else ""
     clocks = f" [{TelemetrySummary(**c.telemetry).short()}]" if c.telemetry else ""
-    return (f"{c.kind:6s} h={c.h_q:3d} s_q={c.s_q} s_k={c.s_k:6d} b={c.batch:3d} p={c.page:3d} {c.dtype}{cache} "
+    return (f"{c.kind:8s} h={c.h_q:3d} s_q={c.s_q} s_k={c.s_k:6d} b={c.batch:3d} p={c.page:3d} {c.dtype}{cache} "
             f"graph {graph} ms call {c.call_ms:8.4f} ms {c.gbps:7.1f} GB/s {c.tflops:6.1f} TFLOP/s "
             f"floor {c.floor_ms:.4f} ms ratio {c.ratio:.3f}{ref}{clocks}")
 
@@ -484,7 +552,9 @@ def save(out_dir: Path, name: str, ceilings: Ceilings, cells: list[BenchCell], m
     x = range(len(ours))
     ax.bar([i - 0.2 for i in x], [c.ratio for c in ours], width=0.4, label="mlagen")
     if any(c.flashmla_ratio for c in ours):
-        ax.bar([i + 0.2 for i in x], [c.flashmla_ratio or 0 for c in ours], width=0.4, label="FlashMLA")
+        live = any(c.flashmla_source == "live" for c in ours)
+        ax.bar([i + 0.2 for i in x], [c.flashmla_ratio or 0 for c in ours], width=0.4,
+               label="FlashMLA (timed in this run)" if live else "FlashMLA (H100 table)")
     ax.axhline(1.0, color="gray", lw=0.8)
     ax.set_ylabel("floor / time")
     ax.set_xticks(list(x))
@@ -513,6 +583,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", default=None, help="benchmark this spec file instead of the grid's specs")
     p.add_argument("--tuned", action="store_true", help="also time the tuned kernel where 'mlagen tune' ran")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--flashmla", default=os.environ.get("MLAGEN_FLASHMLA_LIB"), metavar="LIB",
+                   help="also time FlashMLA's dense decode from this library (tools/flashmla_ref/build.sh) on "
+                        "every cell it can run, on the same inputs (default: $MLAGEN_FLASHMLA_LIB)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -548,7 +621,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         ceilings, cells = run_grid(GRIDS[name](), batch=args.batch, with_torch=args.torch, rep_ms=args.rep_ms,
                                    graphs=not args.no_graphs, log=log, plan_overrides=overrides, spec=spec,
-                                   tuned=args.tuned)
+                                   tuned=args.tuned, flashmla_lib=args.flashmla)
         meta = gpu_meta(command)
         stem = f"{args.name}-{name}" if args.name else name
         paths = save(Path(args.out), stem, ceilings, cells, meta)

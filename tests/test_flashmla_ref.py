@@ -1,0 +1,62 @@
+"""The FlashMLA comparison path of ``mlagen bench``: what it refuses, and how its figures are labelled.
+
+Timing FlashMLA needs a GPU and a library built by tools/flashmla_ref/build.sh; here, without either,
+the parts that decide what is compared, and the errors a user gets, are checked.
+"""
+
+import pytest
+
+from mlagen import MLASpec, flashmla_ref
+from mlagen.bench import BenchCell, format_cell
+
+
+def _spec(**kw):
+    base = dict(q_heads=128, max_q=2, causal=True)
+    base.update(kw)
+    return MLASpec(**base)
+
+
+def test_flashmla_shape_family_is_accepted():
+    assert flashmla_ref.unsupported(_spec()) is None
+    assert flashmla_ref.unsupported(_spec(dtype="fp16", q_heads=16, max_q=1)) is None
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(page=16), "page 16"),
+    (dict(latent=256), "d_qk 320 / d_v 256"),
+    (dict(cache_dtype="fp8_e4m3"), "fp8_e4m3 cache"),
+    (dict(rope_at="head"), "rope_at='head'"),
+])
+def test_flashmla_refuses_other_shapes_with_the_reason(kw, words):
+    reason = flashmla_ref.unsupported(_spec(**kw))
+    assert reason is not None and words in reason
+    with pytest.raises(flashmla_ref.FlashMLARefError, match="cannot run this spec"):
+        flashmla_ref.FlashMLARef(lib=None, spec=_spec(**kw), path="x.so")
+
+
+def test_load_without_a_library_says_how_to_build_one(tmp_path, monkeypatch):
+    monkeypatch.delenv(flashmla_ref.LIB_ENV, raising=False)
+    with pytest.raises(flashmla_ref.FlashMLARefError, match=flashmla_ref.LIB_ENV):
+        flashmla_ref.load(_spec())
+    with pytest.raises(flashmla_ref.FlashMLARefError, match="build.sh"):
+        flashmla_ref.load(_spec(), tmp_path / "missing.so")
+    bad = tmp_path / "not-a-library.so"
+    bad.write_text("no ELF here")
+    with pytest.raises(flashmla_ref.FlashMLARefError, match="cannot load"):
+        flashmla_ref.load(_spec(), bad)
+
+
+def _cell(**kw):
+    base = dict(kind="mlagen", spec_key="k", plan="p", h_q=128, s_q=1, s_k=4096, batch=128, page=64, dtype="bf16",
+                mean_len=4096.0, graph_ms=0.3, call_ms=0.31, floor_ms=0.2, gbps=2000.0, tflops=400.0,
+                ratio=0.667)
+    base.update(kw)
+    return BenchCell(**base)
+
+
+def test_table_line_names_where_the_flashmla_figure_came_from():
+    assert "FlashMLA(live) 0.70" in format_cell(_cell(flashmla_ratio=0.7, flashmla_source="live"))
+    table = format_cell(_cell(flashmla_ratio=0.68, flashmla_source="flashmla-h100-2026-11-23.json"))
+    assert "FlashMLA(H100 table) 0.68" in table
+    assert "FlashMLA" not in format_cell(_cell())
+    assert format_cell(_cell(kind="flashmla")).startswith("flashmla h=128")
