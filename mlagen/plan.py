@@ -25,12 +25,13 @@ A plan fixes every compile-time knob of the generated decode kernel:
   buffer. The first buffer is released halfway through a pair, so the next
   pair starts loading during the second tile's P.V. The default for 16-bit
   caches whose split pipeline would be two tiles deep (576-wide keys).
-  ``"heads_n"`` (fp8_e4m3 caches with ``max_q * heads_per_kv <= 32``): the
-  query rows go on wgmma's N instead of M, S^T = K.Q^T and O^T = V^T.P^T, so
-  no MMA works on padding rows; one MMA warpgroup handles whole 64-token
-  tiles and two producer warpgroups (one TMA warp, seven dequantizing warps)
-  feed it through a ring of ``stages`` 64-token x 64-column chunks; each fp8
-  latent chunk is loaded into the ring chunk it is converted into.
+  ``"heads_n"`` (``max_q * heads_per_kv <= 32``; the default for fp8_e4m3
+  caches): the query rows go on wgmma's N instead of M, S^T = K.Q^T and
+  O^T = V^T.P^T, so no MMA works on padding rows; one MMA warpgroup handles
+  whole 64-token tiles fed through a ring of ``stages`` 64-token x 64-column
+  chunks. fp8: two producer warpgroups (one TMA warp, seven dequantizing
+  warps), each fp8 latent chunk loaded into the ring chunk it is converted
+  into; 16-bit caches: the TMA warp loads every chunk straight into the ring.
 * ``raw_stages`` (fp8_e4m3 caches, split schedule): depth of the TMA pipeline
   of packed fp8 token rows (16-token stages). The three producer warps other
   than the TMA warp dequantize them into ``stages`` bf16/fp16 KV buffers of
@@ -200,6 +201,7 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     """Shared memory of one decode CTA, including alignment padding."""
     elem = 2
     d_pad = padded_dqk(spec)
+    fp8 = spec.cache_dtype == FP8_CACHE
     # mbarriers, work split and scan scratch, per-row exchange arrays (seesaw: four barrier
     # pairs, and the max and scale of both tiles)
     rows = plan.block_m * 4
@@ -207,9 +209,10 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     if plan.schedule == "seesaw":
         small = 4 * 2 * 8 + 32 + 56 + plan.consumer_wgs * rows + 4 * rows
     elif plan.schedule == "heads_n":
-        # per-chunk barriers (full, empty, fp8 landed), per-stage scale barrier pairs, per-warp column
-        # maxima (two tiles' worth) and sums
-        small = (plan.stages * 3 + HEADS_N_SCALE_STAGES * 2) * 8 + 32 + 56 + 3 * 4 * q_rows(spec, plan) * 4
+        # per-chunk barriers (full, empty; fp8: landed), fp8: per-stage scale barrier pairs; per-warp
+        # column maxima (two tiles' worth) and sums
+        bars = plan.stages * 3 + HEADS_N_SCALE_STAGES * 2 if fp8 else plan.stages * 2
+        small = bars * 8 + 32 + 56 + 3 * 4 * q_rows(spec, plan) * 4
     else:
         small = plan.stages * 2 * 8 + 32 + 56 + 2 * plan.consumer_wgs * rows
     small += raw_bars
@@ -219,7 +222,7 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     p_tile = q_rows(spec, plan) * plan.block_n * elem
     if plan.schedule == "heads_n":
         kv = plan.stages * plan.block_n * 64 * elem  # the ring of 64-token x 64-column chunks
-        scales = HEADS_N_SCALE_STAGES * plan.block_n * heads_n_scale_box_words(spec) * 4
+        scales = HEADS_N_SCALE_STAGES * plan.block_n * heads_n_scale_box_words(spec) * 4 if fp8 else 0
     else:
         kv = plan.stages * kv_rows(spec, plan) * d_pad * elem  # KV tiles (fp8: dequantized half tiles)
         scales = 0
@@ -243,8 +246,6 @@ HEADS_N_MIN_PAGE = 16  # TMA boxes never cross a page: smaller pages need > 4 lo
 
 def heads_n_unsupported(spec: MLASpec) -> str | None:
     """``None`` if the heads_n schedule is generated for ``spec``, else why not."""
-    if spec.cache_dtype != FP8_CACHE:
-        return "schedule = 'heads_n' is generated for fp8_e4m3 caches only"
     rows = spec.max_q * spec.heads_per_kv
     if rows > HEADS_N_MAX_COLS:
         return (
@@ -255,6 +256,8 @@ def heads_n_unsupported(spec: MLASpec) -> str | None:
         return f"schedule = 'heads_n' loads the RoPE part as whole 64-column chunks: rope {spec.rope} is not a multiple of 64"
     if spec.page < HEADS_N_MIN_PAGE:
         return f"schedule = 'heads_n' loads 64-token chunks in page-sized boxes: page {spec.page} < {HEADS_N_MIN_PAGE}"
+    if spec.latent % 64:
+        return f"schedule = 'heads_n' holds the latent as whole 64-column chunks: latent {spec.latent} is not a multiple of 64"
     return None
 
 

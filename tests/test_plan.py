@@ -238,7 +238,10 @@ def test_search_space_differs_across_specs():
     assert all(p.block_n != 128 for p in dsv3)
     # the page size and head count do not change the plans of a 576-wide spec
     assert set(search_space(SPEC_FILES["deepseek_v3_page1.py"])) == dsv3 | clustered
-    assert set(search_space(SPEC_FILES["deepseek_v2_lite.py"])) == dsv3
+    # 16 heads per KV head (V2-Lite) add the heads_n plans (query rows on N) and nothing else
+    lite = set(search_space(SPEC_FILES["deepseek_v2_lite.py"]))
+    assert {p for p in lite if p.schedule != "heads_n"} == dsv3
+    assert {p.schedule for p in lite} == {"split", "seesaw", "heads_n"}
 
 
 def test_cluster_plans_pair_the_m_blocks_of_128_heads_per_kv_head():
@@ -328,7 +331,7 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
     assert consumer_registers(spec, plan) == 128 + 16 + 64
     assert plan in search_space(spec)
     for bad, words in [
-        (MLASpec(q_heads=16, max_q=2, causal=True), "fp8_e4m3 caches only"),
+        (MLASpec(q_heads=64), "64 query rows"),
         (MLASpec(q_heads=32, max_q=2, causal=True, cache_dtype="fp8_e4m3"), "64 query rows"),
         (MLASpec(q_heads=16, page=8, cache_dtype="fp8_e4m3"), "page 8 < 16"),
         (MLASpec(q_heads=16, rope=32, cache_dtype="fp8_e4m3"), "rope 32 is not a multiple of 64"),
@@ -352,3 +355,20 @@ def test_plan_knobs_parse_with_their_types():
                         ("stages=two", "stages takes an integer"), ("split_kv=maybe", "takes true or false")]:
         with pytest.raises(ValueError, match=words):
             parse_knobs(text)
+
+
+def test_heads_n_over_a_16_bit_cache_is_opt_in():
+    """The 16-bit heads_n kernel loads every chunk straight into the ring: no scale stages, no
+    fp8-landed barriers, so the ring is as deep as for fp8 or deeper; the planner keeps the seesaw."""
+    spec = MLASpec(q_heads=16)
+    assert plan_for(spec).schedule == "seesaw"
+    plan = plan_for(spec, schedule="heads_n")
+    assert (plan.schedule, plan.consumer_wgs, plan.block_n, plan.raw_stages) == ("heads_n", 1, 64, 0)
+    assert plan.stages >= plan_for(MLASpec(q_heads=16, cache_dtype="fp8_e4m3")).stages
+    assert smem_bytes(spec, plan) <= H100_SXM.smem_per_block
+    assert smem_bytes(spec, dataclasses.replace(plan, stages=plan.stages + 1)) > H100_SXM.smem_per_block
+    assert plan in search_space(spec)
+    # RoPE first and two KV heads are fine; the RoPE must still be whole 64-column chunks
+    assert plan_for(MLASpec(q_heads=16, kv_heads=2, rope_at="head", page=16, max_q=2), schedule="heads_n")
+    with pytest.raises(PlanError, match="rope 32 is not a multiple of 64"):
+        plan_for(MLASpec(q_heads=16, latent=256, rope=32), schedule="heads_n")
