@@ -25,8 +25,8 @@ A plan fixes every compile-time knob of the generated decode kernel:
   buffer. The first buffer is released halfway through a pair, so the next
   pair starts loading during the second tile's P.V. The default for 16-bit
   caches whose split pipeline would be two tiles deep (576-wide keys).
-  ``"heads_n"`` (``max_q * heads_per_kv <= 32``; the default for fp8_e4m3
-  caches): the query rows go on wgmma's N instead of M, S^T = K.Q^T and
+  ``"heads_n"`` (``max_q * heads_per_kv <= 32``, where it is the default):
+  the query rows go on wgmma's N instead of M, S^T = K.Q^T and
   O^T = V^T.P^T, so no MMA works on padding rows; one MMA warpgroup handles
   whole 64-token tiles fed through a ring of ``stages`` 64-token x 64-column
   chunks. fp8: two producer warpgroups (one TMA warp, seven dequantizing
@@ -483,13 +483,15 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
 
 def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> KernelPlan:
     """The heuristic plan for ``spec``: 64-token tiles and
-    - 16-bit caches: the split schedule with the deepest KV pipeline that fits; where that is
+    - other 16-bit caches: the split schedule with the deepest KV pipeline that fits; where that is
       two tiles deep (DeepSeek's 576-wide keys) and the seesaw fits (two MMA warpgroups, a RoPE
       chunk to pass P through, the knobs pinned allow it), the seesaw instead, over the same two
       buffers: 1.04-1.16x faster than the split schedule on every cell of the default bench grid
       (H100, docs/perf/README.md). Narrower keys keep the deeper split pipeline (not measured
       against the seesaw).
-    - fp8 caches: the heads_n schedule with at most 32 query rows per KV head, else split.
+    - any cache with at most 32 query rows per KV head (``heads_n_unsupported``): the heads_n
+      schedule, query rows on wgmma's N (for 16-bit caches measured on the H200: faster from 8k
+      tokens on, 3% slower at 4k); fp8 caches otherwise the split schedule.
 
     Keyword overrides pin knobs (``stages=2``); the result is always checked.
     """
@@ -498,6 +500,14 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     overrides = dict(overrides)
     if spec.cache_dtype != FP8_CACHE and "schedule" not in overrides:
+        if heads_n_unsupported(spec) is None and overrides.get("cluster", 1) == 1:
+            # few query rows per KV head: on N they waste no MMA rows, so the tensor cores draw less
+            # power and the clock holds (H200, h_q 16: 0.60 vs 0.67-0.75 ms at 16k, 0.33 vs 0.35 ms at
+            # 8k, 0.194 vs 0.187 ms at 4k; docs/perf/README.md)
+            try:
+                return plan_for(spec, device, schedule="heads_n", **overrides)
+            except PlanError:
+                pass  # a pinned knob rules it out
         if overrides.get("cluster", 1) > 1:
             return plan_for(spec, device, schedule="seesaw", **overrides)  # only the seesaw shares loads
         split = plan_for(spec, device, schedule="split", **overrides)

@@ -8,7 +8,8 @@ every spec file, one and two MMA warpgroups, RoPE placement and LSE on/off,
 and the fp8_e4m3 cache (bf16 and fp16 queries, pages of 1 to 128 tokens, two
 KV heads, no RoPE, query rows per KV head from 8 to 128: the split and the
 heads_n schedules; MLAGEN_TEST_PLAN=schedule=split runs the heads_n shapes on the
-split schedule too). ``plan_variants`` adds opt-in plans: cluster=2, and heads_n over 16-bit caches.
+split schedule too). ``plan_variants`` adds plans the planner does not choose: cluster=2, and the
+M-side schedules for the few-row shapes that take heads_n by default.
 Hypothesis then draws problems (batch, lengths, s_q, seeds) for them.
 """
 
@@ -54,7 +55,7 @@ def kernel_variants() -> dict[str, MLASpec]:
         # heads_n loads 64-token chunks in page-sized boxes: pages below 16 take the split schedule
         "h16_kv2_p1_q3_causal_fp16_fp8": MLASpec(q_heads=16, kv_heads=2, page=1, max_q=3, causal=True,
                                                  dtype="fp16", cache_dtype="fp8_e4m3"),
-        # RoPE first, two KV heads (Q without TMA), 16-token pages: also on the 16-bit heads_n schedule
+        # RoPE first, two KV heads (Q without TMA), 16-token pages, on the 16-bit heads_n schedule
         "h16_kv2_ropehead_p16_q2_fp16": MLASpec(q_heads=16, kv_heads=2, rope_at="head", page=16, max_q=2,
                                                 dtype="fp16"),
     }
@@ -70,12 +71,13 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
         "h128_p64_bf16_cluster2": ("h128_p64_bf16", {"cluster": 2}),
         "h128_p64_q2_causal_cluster2": ("h128_p64_q2_causal", {"cluster": 2}),
         "h128_p128_fp16_cluster2": ("h128_p128_fp16", {"cluster": 2}),
-        # the query rows on wgmma's N over a 16-bit cache (N = 16, 32 padded from 24, 16 with 8 real;
+        # few query rows per KV head over a 16-bit cache take heads_n (query rows on N) by default:
+        # the M-side schedule they had before stays covered (N = 16, 32 padded from 24, 16 with 8 real;
         # RoPE first with Q loaded without TMA; 16-token pages)
-        "h16_p64_bf16_headsn": ("h16_p64_bf16", {"schedule": "heads_n"}),
-        "h3_p32_q8_causal_headsn": ("h3_p32_q8_causal", {"schedule": "heads_n"}),
-        "h1_p64_q8_causal_nolse_headsn": ("h1_p64_q8_causal_nolse", {"schedule": "heads_n"}),
-        "h16_kv2_ropehead_p16_q2_fp16_headsn": ("h16_kv2_ropehead_p16_q2_fp16", {"schedule": "heads_n"}),
+        "h16_p64_bf16_seesaw": ("h16_p64_bf16", {"schedule": "seesaw"}),
+        "h3_p32_q8_causal_seesaw": ("h3_p32_q8_causal", {"schedule": "seesaw"}),
+        "h1_p64_q8_causal_nolse_seesaw": ("h1_p64_q8_causal_nolse", {"schedule": "seesaw"}),
+        "h16_kv2_ropehead_p16_q2_fp16_split": ("h16_kv2_ropehead_p16_q2_fp16", {"schedule": "split"}),
     }
 
 

@@ -59,9 +59,8 @@ def test_spec_file_plan_fits_the_device(name):
     assert 128 * (plan.producer_wgs * plan.producer_regs + plan.consumer_wgs * plan.consumer_regs) <= H100_SXM.regs_per_sm
     assert consumer_registers(spec, plan) <= plan.consumer_regs
     assert plan.loader == "tma" and plan.block_m == 64
-    # heads_n (fp8, <= 32 query rows per KV head): one MMA warpgroup over whole tiles
-    heads_n = (spec.cache_dtype == "fp8_e4m3" and spec.max_q * spec.heads_per_kv <= 32
-               and spec.rope % 64 == 0 and spec.page >= 16)
+    # heads_n (<= 32 query rows per KV head): one MMA warpgroup over whole tiles
+    heads_n = spec.max_q * spec.heads_per_kv <= 32 and spec.rope % 64 == 0 and spec.page >= 16
     # 16-bit caches whose split pipeline is two tiles deep, two warpgroups and a RoPE chunk: seesaw
     split = plan_for(spec, schedule="heads_n" if heads_n else "split")
     seesaw = (spec.cache_dtype != "fp8_e4m3" and split.stages == 2 and split.consumer_wgs == 2
@@ -357,18 +356,22 @@ def test_plan_knobs_parse_with_their_types():
             parse_knobs(text)
 
 
-def test_heads_n_over_a_16_bit_cache_is_opt_in():
+def test_heads_n_over_a_16_bit_cache():
     """The 16-bit heads_n kernel loads every chunk straight into the ring: no scale stages, no
-    fp8-landed barriers, so the ring is as deep as for fp8 or deeper; the planner keeps the seesaw."""
+    fp8-landed barriers, so the ring is as deep as for fp8 or deeper. The planner picks it for few
+    query rows per KV head; the M-side schedules stay available by pinning."""
     spec = MLASpec(q_heads=16)
-    assert plan_for(spec).schedule == "seesaw"
-    plan = plan_for(spec, schedule="heads_n")
+    plan = plan_for(spec)
     assert (plan.schedule, plan.consumer_wgs, plan.block_n, plan.raw_stages) == ("heads_n", 1, 64, 0)
     assert plan.stages >= plan_for(MLASpec(q_heads=16, cache_dtype="fp8_e4m3")).stages
     assert smem_bytes(spec, plan) <= H100_SXM.smem_per_block
     assert smem_bytes(spec, dataclasses.replace(plan, stages=plan.stages + 1)) > H100_SXM.smem_per_block
     assert plan in search_space(spec)
+    assert plan_for(spec, schedule="seesaw").schedule == "seesaw"
+    assert plan_for(spec, consumer_wgs=2).schedule == "seesaw"  # a knob heads_n cannot take
+    assert plan_for(MLASpec(q_heads=32, max_q=2, causal=True)).schedule == "seesaw"  # 64 rows
     # RoPE first and two KV heads are fine; the RoPE must still be whole 64-column chunks
-    assert plan_for(MLASpec(q_heads=16, kv_heads=2, rope_at="head", page=16, max_q=2), schedule="heads_n")
+    assert plan_for(MLASpec(q_heads=16, kv_heads=2, rope_at="head", page=16, max_q=2)).schedule == "heads_n"
+    assert plan_for(MLASpec(q_heads=16, latent=256, rope=32)).schedule != "heads_n"
     with pytest.raises(PlanError, match="rope 32 is not a multiple of 64"):
         plan_for(MLASpec(q_heads=16, latent=256, rope=32), schedule="heads_n")
