@@ -70,10 +70,8 @@ def _grid_mtp4():
 
 
 def _grid_fp8():
-    """The default grid over an fp8_e4m3 cache (656 B/token), each cell after its bf16-cache twin. Each
-    cell's spec is compiled for exactly its s_q (max_q = s_q), as a deployment compiles for its MTP
-    depth: the query rows per KV head decide the schedule (heads_n up to 32 rows)."""
-    return [dict(cell, cache=cache, max_q=cell["s_q"]) for cell in _grid_default() for cache in ("bf16", "fp8_e4m3")]
+    """The default grid over an fp8_e4m3 cache (656 B/token), each cell after its bf16-cache twin."""
+    return [dict(cell, cache=cache) for cell in _grid_default() for cache in ("bf16", "fp8_e4m3")]
 
 
 GRIDS = {
@@ -88,11 +86,12 @@ GRIDS = {
 
 def grid_spec(h_q: int, s_q: int, *, page: int = 64, dtype: str = "bf16", max_q: int | None = None,
               cache: str | None = None):
-    """The spec benchmarked for a grid cell: FlashMLA's shape (576/512, causal); one kernel per head
-    count, page, dtype and cache type serves s_q = 1 and 2."""
+    """The spec benchmarked for a grid cell: FlashMLA's shape (576/512, causal), compiled for exactly
+    the cell's s_q (max_q = s_q unless given), as a deployment compiles for its MTP depth: the query
+    rows per KV head decide the schedule (heads_n up to 32 rows), so one kernel per (head count, s_q)."""
     from mlagen.spec import FP8_CACHE, MLASpec
 
-    return MLASpec(q_heads=h_q, max_q=max_q or max(2, s_q), causal=True, page=page, dtype=dtype,
+    return MLASpec(q_heads=h_q, max_q=max_q or s_q, causal=True, page=page, dtype=dtype,
                    cache_dtype=cache if cache == FP8_CACHE else None)
 
 
