@@ -510,6 +510,17 @@ def format_cell(c: BenchCell) -> str:
             f"floor {c.floor_ms:.4f} ms ratio {c.ratio:.3f}{ref}{clocks}")
 
 
+def flashmla_summary(cells: list[BenchCell]) -> str:
+    """One line: on how many cells timed beside FlashMLA in this run ours was at least as fast ("" if none)."""
+    live = [c for c in cells if c.kind == "mlagen" and c.flashmla_source == "live"]
+    if not live:
+        return ""
+    ahead = [c for c in live if c.ratio >= c.flashmla_ratio]
+    worst = min(live, key=lambda c: c.ratio / c.flashmla_ratio)
+    return (f"mlagen at or above FlashMLA (timed in this run) on {len(ahead)} of {len(live)} cells; furthest behind: "
+            f"h={worst.h_q} s_q={worst.s_q} s_k={worst.s_k} {worst.ratio:.3f} vs {worst.flashmla_ratio:.3f}")
+
+
 def gpu_meta(command: str) -> dict:
     import subprocess
 
@@ -621,6 +632,9 @@ def run(args: argparse.Namespace) -> int:
         ceilings, cells = run_grid(GRIDS[name](), batch=args.batch, with_torch=args.torch, rep_ms=args.rep_ms,
                                    graphs=not args.no_graphs, log=log, plan_overrides=overrides, spec=spec,
                                    tuned=args.tuned, flashmla_lib=args.flashmla)
+        summary = flashmla_summary(cells)
+        if summary:
+            log(summary)
         meta = gpu_meta(command)
         stem = f"{args.name}-{name}" if args.name else name
         paths = save(Path(args.out), stem, ceilings, cells, meta)

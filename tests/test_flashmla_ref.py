@@ -7,7 +7,7 @@ the parts that decide what is compared, and the errors a user gets, are checked.
 import pytest
 
 from mlagen import MLASpec, flashmla_ref
-from mlagen.bench import BenchCell, format_cell
+from mlagen.bench import BenchCell, flashmla_summary, format_cell
 
 
 def _spec(**kw):
@@ -60,3 +60,13 @@ def test_table_line_names_where_the_flashmla_figure_came_from():
     assert "FlashMLA(H100 table) 0.68" in table
     assert "FlashMLA" not in format_cell(_cell())
     assert format_cell(_cell(kind="flashmla")).startswith("flashmla h=128")
+
+
+def test_summary_counts_only_cells_timed_beside_flashmla_in_the_run():
+    cells = [_cell(s_k=4096, ratio=0.70, flashmla_ratio=0.72, flashmla_source="live"),
+             _cell(s_k=8192, ratio=0.86, flashmla_ratio=0.85, flashmla_source="live"),
+             _cell(s_k=16384, ratio=0.95, flashmla_ratio=0.80, flashmla_source="flashmla-h100-2026-11-23.json"),
+             _cell(kind="flashmla", s_k=8192, ratio=0.85)]
+    line = flashmla_summary(cells)
+    assert "on 1 of 2 cells" in line and "s_k=4096 0.700 vs 0.720" in line
+    assert flashmla_summary([_cell(flashmla_ratio=0.7, flashmla_source="flashmla-h100-2026-11-23.json")]) == ""
