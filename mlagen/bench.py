@@ -605,6 +605,13 @@ def run(args: argparse.Namespace) -> int:
     unknown = [g for g in names if g not in GRIDS]
     if unknown:
         raise CLIError(f"unknown grid {unknown[0]!r} (choose from {', '.join(GRIDS)})")
+    if args.flashmla:
+        from mlagen.flashmla_ref import FlashMLARefError, check_library
+
+        try:
+            check_library(args.flashmla)  # first: a wrong path costs no GPU time
+        except FlashMLARefError as e:
+            raise CLIError(f"--flashmla: {e}") from None
     import torch
 
     if not torch.cuda.is_available():

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FlashMLARef", "FlashMLARefError", "load", "unsupported"]
+__all__ = ["FlashMLARef", "FlashMLARefError", "check_library", "load", "unsupported"]
 
 LIB_ENV = "MLAGEN_FLASHMLA_LIB"
 
@@ -137,6 +137,9 @@ def _library(path: str) -> ctypes.CDLL:
         lib = ctypes.CDLL(path)
     except OSError as e:
         raise FlashMLARefError(f"cannot load {path}: {e}") from None
+    missing = [n for n in ("fmla_decode", "fmla_num_sm_parts", "fmla_sched_meta_ints") if not hasattr(lib, n)]
+    if missing:
+        raise FlashMLARefError(f"{path} has no {missing[0]}: not built by tools/flashmla_ref/build.sh")
     i32, ptr, i64 = ctypes.c_int, ctypes.c_void_p, ctypes.c_int64
     lib.fmla_num_sm_parts.argtypes = [i32, i32, i32, i32]
     lib.fmla_num_sm_parts.restype = i32
@@ -147,6 +150,11 @@ def _library(path: str) -> ctypes.CDLL:
     lib.fmla_decode.restype = i32
     _LIBS[path] = lib
     return lib
+
+
+def check_library(path: str | os.PathLike) -> None:
+    """Raise :class:`FlashMLARefError` unless ``path`` loads and has the entry points of shim.cu."""
+    _library(str(path))
 
 
 def load(spec, path: str | os.PathLike | None = None) -> FlashMLARef:

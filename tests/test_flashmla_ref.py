@@ -70,3 +70,20 @@ def test_summary_counts_only_cells_timed_beside_flashmla_in_the_run():
     line = flashmla_summary(cells)
     assert "on 1 of 2 cells" in line and "s_k=4096 0.700 vs 0.720" in line
     assert flashmla_summary([_cell(flashmla_ratio=0.7, flashmla_source="flashmla-h100-2026-11-23.json")]) == ""
+
+
+def test_a_library_without_the_entry_points_is_refused():
+    """A loadable shared object that is not the shim (here torch's extension module) is refused by name."""
+    import torch
+
+    with pytest.raises(flashmla_ref.FlashMLARefError, match="has no fmla_decode"):
+        flashmla_ref.check_library(torch._C.__file__)
+
+
+def test_bench_cli_checks_the_library_before_any_gpu_work(tmp_path, capsys):
+    from mlagen.cli import main
+
+    rc = main(["bench", "--flashmla", str(tmp_path / "missing.so")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--flashmla" in err and "build.sh" in err
