@@ -126,7 +126,7 @@ def test_causal_and_lse_code_appear_only_when_asked(causal, lse):
 def test_q_rows_come_by_tma_only_with_one_kv_head(schedule, kv_heads):
     # one KV head: a CTA's query rows are consecutive rows of q, loaded by the TMA warp per segment;
     # two: rows of one KV head interleave with the other's, so the MMA threads gather them (load_q)
-    caches = {"seesaw": (None,), "split": (None, "fp8_e4m3"), "heads_n": ("fp8_e4m3",)}[schedule]
+    caches = {"seesaw": (None,), "split": (None, "fp8_e4m3"), "heads_n": (None, "fp8_e4m3")}[schedule]
     for cache in caches:
         heads = 32 if schedule == "heads_n" else 64  # heads_n: at most 32 query rows per KV head
         spec = MLASpec(q_heads=heads, kv_heads=kv_heads, max_q=1, causal=True, cache_dtype=cache)
@@ -134,6 +134,19 @@ def test_q_rows_come_by_tma_only_with_one_kv_head(schedule, kv_heads):
         assert ("pq = self.issue_q(" in src) == (kv_heads == 1)
         assert ("q_pipe.consumer_wait(cq)" in src) == (kv_heads == 1)
         assert ("self.load_q(sQ, q_ptr" in src) == (kv_heads != 1)
+
+
+@pytest.mark.parametrize("rope_at, order", [("tail", "(0, 1, 2, 3, 4, 5, 6, 7, 8, )"),
+                                             ("head", "(1, 2, 3, 4, 5, 6, 7, 8, 0, )")])
+def test_heads_n_over_a_16_bit_cache_loads_chunks_as_they_are(rope_at, order):
+    # no converting warps, scales or landed barriers; value rows past the end are zeroed by the MMA
+    # warpgroup; ring chunk c holds key-row chunk KV_COL[c]: the latent chunks first, then the RoPE
+    src = render_for(MLASpec(q_heads=16, rope_at=rope_at), schedule="heads_n").source
+    assert "def convert(" not in src and "load_full" not in src and "sScale" not in src
+    assert "self.zero_value_rows(sK, chunk0" in src
+    assert f"KV_COL = {order}" in src
+    fp8 = render_for(MLASpec(q_heads=16, cache_dtype="fp8_e4m3"), schedule="heads_n").source
+    assert "def convert(" in fp8 and "zero_value_rows" not in fp8
 
 
 def _copy_templates(dest: Path) -> Path:
