@@ -82,8 +82,9 @@ class FlashMLARef:
 
     def __call__(self, q, kv_cache, block_table, cache_seqlens, *, out=None, lse=None, workspace=None,
                  validate: bool = True):
-        """Runs one decode; returns ``out`` ([b, s_q, h_q, d_v]). FlashMLA's LSE stays in the workspace
-        in its own row order (the bench compares outputs only)."""
+        """Runs one decode; returns ``out`` ([b, s_q, h_q, d_v]). ``lse`` is accepted for the bench's
+        calling convention and left alone: FlashMLA's LSE stays in the workspace in its own row order
+        (the bench compares outputs only)."""
         import torch
 
         spec = self.spec
@@ -110,7 +111,7 @@ class FlashMLARef:
         if rc != 0:
             raise FlashMLARefError(f"fmla_decode returned {rc} (1: shape FlashMLA does not take; "
                                    "else a CUDA error code)")
-        return (out, lse) if spec.lse else out
+        return out
 
 
 @dataclass(frozen=True)
