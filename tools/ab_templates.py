@@ -8,6 +8,10 @@ against the float32 reference (see tools/sweep_cell.py). On the GPU host:
     BASE_TMPL=path/to/old/templates BASE_CACHE=.gpu-cache-x NEW_CACHE=.gpu-cache \\
         python tools/ab_templates.py 16,1,128,4096:16384 128,2,128,4096 32,1,128,16384,fp8_e4m3
 
+More than two folders: ``VARIANTS=name=path,name=path`` times each of them against the checkout's
+templates (``base``), e.g. ``VARIANTS=early=scratch/ab/v6,ahead=scratch/ab/v20``; one cache folder
+(``NEW_CACHE``) can hold them all, since the template hash is part of every cache key.
+
 A cell is ``h_q,s_q,batch,s_k[:s_k...][,cache][,pPAGE]`` (for example ``128,1,128,8192:16384,p16``;
 page 64 unless given; fp8 cells are compiled for max_q = s_q, as in the fp8 grid). The new kernels come from the checkout's templates. Build both caches beforehand on a
 machine without a GPU (``MLAGEN_TEMPLATE_DIR=$BASE_TMPL python tools/prebuild.py --cache ...``).
@@ -45,8 +49,16 @@ def main() -> None:
     if not cells or "-h" in cells or "--help" in cells:
         print(__doc__)
         return
-    base_tmpl = os.environ["BASE_TMPL"]
-    caches = {"base": os.environ.get("BASE_CACHE", ".gpu-cache-x"), "new": os.environ.get("NEW_CACHE", ".gpu-cache")}
+    variants = os.environ.get("VARIANTS")
+    if variants:
+        # name -> (template folder, cache folder); "base" is the checkout's templates
+        folders = {"base": (None, os.environ.get("NEW_CACHE", ".gpu-cache"))}
+        for item in variants.split(","):
+            name, path = item.split("=", 1)
+            folders[name] = (path, os.environ.get("NEW_CACHE", ".gpu-cache"))
+    else:
+        folders = {"base": (os.environ["BASE_TMPL"], os.environ.get("BASE_CACHE", ".gpu-cache-x")),
+                   "new": (None, os.environ.get("NEW_CACHE", ".gpu-cache"))}
     rep_ms = float(os.environ.get("REP_MS", 30))
     ceilings = measure_ceilings()
     print(ceilings.describe(), flush=True)
@@ -58,24 +70,29 @@ def main() -> None:
         cache = caches_named[0] if caches_named else None
         page = pages[0] if pages else 64
         spec = cell_spec(dict(h_q=h, s_q=s_q, page=page, cache=cache, max_q=s_q if cache else None))
-        kernels = {"base": kernel_for(spec, base_tmpl, caches["base"]), "new": kernel_for(spec, None, caches["new"])}
+        kernels = {name: kernel_for(spec, tmpl, cache) for name, (tmpl, cache) in folders.items()}
         for kernel in kernels.values():
             check(kernel, spec)
         for s_k in map(int, s_ks.split(":")):
-            ms = {"base": [], "new": []}
-            mhz = {"base": [], "new": []}
+            ms = {name: [] for name in kernels}
+            mhz = {name: [] for name in kernels}
             for _ in range(2):
                 for which, kernel in kernels.items():
                     cell = run_cell(kernel, spec, batch, s_q, s_k, ceilings, rep_ms=rep_ms)[0]
                     ms[which].append(cell.graph_ms)
                     if cell.telemetry:
                         mhz[which].append(cell.telemetry["sm_mhz_mean"])
-            base, new = statistics.mean(ms["base"]), statistics.mean(ms["new"])
-            print(f"{cache or 'bf16'} p{page} h{h:3d} s_q{s_q} b{batch:3d} s_k{s_k:6d}  "
-                  f"base {ms['base'][0]:.4f}/{ms['base'][1]:.4f}  new {ms['new'][0]:.4f}/{ms['new'][1]:.4f}  "
-                  f"ratio base {cell.floor_ms / base:.3f} new {cell.floor_ms / new:.3f}  new/base {new / base:.3f}"
-                  + (f"  MHz base {'/'.join(f'{m:.0f}' for m in mhz['base'])} new {'/'.join(f'{m:.0f}' for m in mhz['new'])}"
-                     if mhz["base"] and mhz["new"] else ""),
+            base = statistics.mean(ms["base"])
+            parts = []
+            for name in kernels:
+                mean = statistics.mean(ms[name])
+                text = f"{name} {'/'.join(f'{t:.4f}' for t in ms[name])} ratio {cell.floor_ms / mean:.3f}"
+                if name != "base":
+                    text += f" x{mean / base:.3f}"
+                if mhz[name]:
+                    text += f" ({'/'.join(f'{m:.0f}' for m in mhz[name])} MHz)"
+                parts.append(text)
+            print(f"{cache or 'bf16'} p{page} h{h:3d} s_q{s_q} b{batch:3d} s_k{s_k:6d}  " + "  ".join(parts),
                   flush=True)
 
 
