@@ -34,7 +34,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
-EXPORTED = ("deepseek_v3", "minicpm3", "deepseek_v3_fp8", "deepseek_v2_lite_fp8")
+# one per schedule and cache kind: seesaw (bf16), split (minicpm3's latent 256), fp8 split, fp8 and
+# 16-bit heads_n (DeepSeek-V3 at TP8: 16 heads)
+EXPORTED = ("deepseek_v3", "minicpm3", "deepseek_v3_fp8", "deepseek_v2_lite_fp8", "deepseek_v3_tp8")
 TINY = dict(hidden=256, heads=16, q_lora=128, kv_lora=512, rope=64, nope=64, v_head=64, page=16)
 
 pytestmark = pytest.mark.gpu
