@@ -3,6 +3,9 @@
     ncu --kernel-name regex:MLADecode --launch-skip 2 --launch-count 1 --set detailed \\
         python tools/profile_cell.py --h-q 16 --s-k 16384 [--cache fp8_e4m3] [--s-q 1] [--batch 128]
 
+``--flashmla LIB`` runs FlashMLA's call (``tools/flashmla_ref/``) on the same inputs instead, for the
+same profile of its decode kernel (``--kernel-name regex:flash_fwd_splitkv_mla``).
+
 Inputs are the bench's (lengths normal(s_k, s_k/2), page 64, causal 576/512); kernels come from
 MLAGEN_CACHE_DIR (prebuild them with tools/prebuild.py --bench on a machine without a GPU).
 """
@@ -27,9 +30,16 @@ def main() -> None:
     ap.add_argument("--page", type=int, default=64)
     ap.add_argument("--cache", default=None, help="fp8_e4m3 for the packed fp8 cache")
     ap.add_argument("--calls", type=int, default=4)
+    ap.add_argument("--flashmla", metavar="LIB", default=None,
+                    help="run FlashMLA's decode (a library built by tools/flashmla_ref/build.sh) instead of ours")
     args = ap.parse_args()
     spec = cell_spec(dict(h_q=args.h_q, s_q=args.s_q, page=args.page, cache=args.cache))
-    kernel = mlagen.jit.compile(spec, plan_for(spec), tuned=False)
+    if args.flashmla:
+        from mlagen import flashmla_ref
+
+        kernel = flashmla_ref.load(spec, args.flashmla)
+    else:
+        kernel = mlagen.jit.compile(spec, plan_for(spec), tuned=False)
     lens = seqlens_for(args.batch, args.s_q, args.s_k)
     q, cache, bt, ln = make_inputs(spec, args.batch, args.s_q, lens, sets=1)[0]
     for _ in range(args.calls):
