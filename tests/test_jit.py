@@ -26,6 +26,7 @@ import mlagen.jit
 from mlagen.codegen import render
 from mlagen.jit import build, identity_for, instruction_counts, load
 from mlagen.plan import UnsupportedSpecError, plan_for, search_space, supports
+from mlagen.ptxas import PtxasNotFoundError, check_ptx, find_ptxas
 from mlagen.spec import MLASpec
 from mlagen.variants import kernel_variants, spec_file_variants
 
@@ -102,6 +103,36 @@ def test_compiles_for_sm90a(built, kernel_cache, name):
     assert result.object_path.stat().st_size > 10_000
     assert result.compile_seconds is not None and result.compile_seconds > 0
     # (the session cache starts empty; test_cli_build.py or test_export.py may have built an entry first)
+
+
+@pytest.mark.parametrize("name", sorted(TO_BUILD))
+def test_ptxas_keeps_every_wgmma_pipelined(built, name):
+    """ptxas serialises every wgmma of a kernel (C7514, C7518, ...) when it cannot prove accumulators
+    untouched while one is in flight: correct, but a large part of the MMA rate lost, visible only here."""
+    report = check_ptx(built[name].ptx_path)
+    assert not report.serialized, f"{name}: ptxas serialises the wgmmas:\n" + "\n".join(report.serialized)
+    assert report.registers > 0  # the report was parsed
+
+
+def test_ptxas_report_catches_serialisation(tmp_path, monkeypatch):
+    """The check above can fail: a ptxas that reports serialised wgmmas is caught, with its codes."""
+    fake = tmp_path / "ptxas"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "echo \"ptxas info    : (C7514) Potential Performance Loss: wgmma.mma_async instructions are serialized "
+        "due to non wgmma instructions reading accumulator registers of a wgmma\" >&2\n"
+        "echo \"ptxas info    : (C7519) warpgroup.arrive is injected in around line 12 by compiler to allow use "
+        "of registers in GMMA in function 'k'\" >&2\n"
+        "echo \"ptxas info    : Used 168 registers, used 8 barriers\" >&2\n"
+        "echo \"    24 bytes stack frame, 24 bytes spill stores, 72 bytes spill loads\" >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MLAGEN_PTXAS", str(fake))
+    report = check_ptx(tmp_path / "any.ptx")
+    assert report.codes == ("C7514",)  # the injected warpgroup.arrive (C7519) is not a serialisation
+    assert (report.spill_store_bytes, report.spill_load_bytes, report.registers) == (24, 72, 168)
+    monkeypatch.setenv("MLAGEN_PTXAS", str(tmp_path / "missing"))
+    with pytest.raises(PtxasNotFoundError, match="MLAGEN_PTXAS"):
+        find_ptxas()
 
 
 def test_warm_build_is_a_fast_lookup(built, kernel_cache, monkeypatch):
