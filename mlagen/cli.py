@@ -304,6 +304,7 @@ def _build_run(args: argparse.Namespace) -> int:
         "compile_seconds": result.compile_seconds,
         "total_seconds": round(total, 4),
         "instructions": counts,
+        "ptxas": result.meta.get("ptxas", "not recorded"),
         "kernel_key": result.identity.key,
         "generated": str(generated),
         "cache": str(Path(args.cache) if args.cache is not None else cache_root()),
@@ -317,6 +318,21 @@ def _build_run(args: argparse.Namespace) -> int:
     for label, value in _build_lines(info, plan):
         print(f"{label:<15}{value}")
     return 0
+
+
+def _ptxas_line(ptxas) -> str:
+    """The build's ptxas -v report (meta.json) in one line."""
+    if ptxas == "not recorded":
+        return "not recorded (the cache entry predates the report; --force rebuilds it)"
+    if ptxas is None:
+        return "not run: no ptxas found (pip install -e '.[dev]' installs one, or set MLAGEN_PTXAS)"
+    if "error" in ptxas:
+        return f"failed: {ptxas['error']}"
+    spills = f"spills {ptxas['spill_store_bytes']} B stored / {ptxas['spill_load_bytes']} B loaded"
+    if ptxas["serialized"]:
+        return (f"WARNING: wgmmas serialised ({', '.join(ptxas['serialized'])}): correct, but much of the MMA "
+                f"rate lost; {spills}")
+    return f"wgmmas pipelined, {spills}"
 
 
 def _build_lines(info: dict, plan) -> list[tuple[str, str]]:
@@ -341,6 +357,7 @@ def _build_lines(info: dict, plan) -> list[tuple[str, str]]:
         ("build", when),
         ("instructions", f"wgmma {counts.get('wgmma', 0)}, TMA {counts.get('tma_load', 0)}, "
                          f"setmaxnreg {counts.get('setmaxnreg', 0)} ({ptx_target})"),
+        ("ptxas", _ptxas_line(info["ptxas"])),
         ("generated", info["generated"]),
         ("cache entry", info["entry"]),
         ("object", info["object"]),

@@ -10,7 +10,8 @@ Cache layout under ``$MLAGEN_CACHE_DIR`` (default ``~/.cache/mlagen``)::
         kernel.py     the rendered CuTe DSL module (readable, importable on its own)
         kernel.ptx    the PTX, kept for inspection and instruction checks
         kernel.o      the compiled host launcher + cubin (``dump_to_object``)
-        meta.json     written last: an entry without it is incomplete and rebuilt
+        meta.json     written last: an entry without it is incomplete and rebuilt; it also keeps
+                      what ptxas -v said (serialised wgmmas, spills; mlagen.ptxas)
     locks/<name>.lock
 
 Builds hold a file lock, and every file is written to a temp name and renamed,
@@ -24,10 +25,12 @@ import hashlib
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,6 +228,7 @@ def _compile_entry(identity: KernelIdentity, entry: Path) -> dict:
     obj = compiled.dump_to_object(identity.symbol)
     atomic_write(entry / "kernel.ptx", ptx)
     atomic_write(entry / "kernel.o", obj)
+    ptxas = _ptxas_summary(entry / "kernel.ptx", identity)
     meta = {
         **identity.to_dict(),
         "key": identity.key,
@@ -234,9 +238,28 @@ def _compile_entry(identity: KernelIdentity, entry: Path) -> dict:
         "object_sha256": hashlib.sha256(obj).hexdigest(),
         "compile_seconds": round(compile_s, 3),
         "instructions": instruction_counts(ptx),
+        "ptxas": ptxas,
     }
     atomic_write(entry / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
     return meta
+
+
+def _ptxas_summary(ptx_path: Path, identity: KernelIdentity) -> dict | None:
+    """What ``ptxas -v`` says of the kernel (see :mod:`mlagen.ptxas`), kept in meta.json; None where no
+    ptxas is installed. Serialised wgmmas (correct code, a large part of the MMA rate lost) warn."""
+    from mlagen.ptxas import PtxasNotFoundError, check_ptx
+
+    try:
+        report = check_ptx(ptx_path, identity.arch)
+    except PtxasNotFoundError:
+        return None
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # never fail a build over the report
+        return {"error": str(exc)[-500:]}
+    if report.serialized:
+        warnings.warn(f"ptxas serialises the wgmmas of {identity.name} ({', '.join(report.codes)}): the kernel is "
+                      "correct but loses much of its MMA rate; see mlagen/ptxas.py", RuntimeWarning, stacklevel=3)
+    return {"serialized": list(report.codes), "spill_store_bytes": report.spill_store_bytes,
+            "spill_load_bytes": report.spill_load_bytes, "max_registers": report.registers}
 
 
 def build(

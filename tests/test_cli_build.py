@@ -84,6 +84,9 @@ def test_cold_build_prints_plan_compile_time_and_instructions(cold):
     assert field(out, "instructions") == (
         f"wgmma {counts['wgmma']}, TMA {counts['tma_load']}, setmaxnreg {counts['setmaxnreg']} (PTX .target sm_90a)"
     )
+    ptxas = meta["ptxas"]
+    assert ptxas["serialized"] == [] and field(out, "ptxas") == (
+        f"wgmmas pipelined, spills {ptxas['spill_store_bytes']} B stored / {ptxas['spill_load_bytes']} B loaded")
     rendered = render(spec, plan)
     source = generated / f"{rendered.module_name}.py"
     assert field(out, "generated") == str(source) and source.read_text() == rendered.source
