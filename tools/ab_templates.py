@@ -12,6 +12,9 @@ More than two folders: ``VARIANTS=name=path,name=path`` times each of them again
 templates (``base``), e.g. ``VARIANTS=early=scratch/ab/v6,ahead=scratch/ab/v20``; one cache folder
 (``NEW_CACHE``) can hold them all, since the template hash is part of every cache key.
 
+``ROUNDS`` (default 2) alternating timings per kernel; ``JOBS=15`` compiles every missing kernel
+in parallel before the timing starts (otherwise they are compiled one by one).
+
 A cell is ``h_q,s_q,batch,s_k[:s_k...][,cache][,pPAGE]`` (for example ``128,1,128,8192:16384,p16``;
 page 64 unless given; fp8 cells are compiled for max_q = s_q, as in the fp8 grid). The new kernels come from the checkout's templates. Build both caches beforehand on a
 machine without a GPU (``MLAGEN_TEMPLATE_DIR=$BASE_TMPL python tools/prebuild.py --cache ...``).
@@ -44,6 +47,32 @@ def kernel_for(spec, template_dir: str | None, cache_dir: str):
         os.environ.pop("MLAGEN_TEMPLATE_DIR", None)
 
 
+def _spec_of(text: str):
+    h, s_q, _batch, _s_ks, *rest = text.split(",")
+    pages = [int(r[1:]) for r in rest if r.startswith("p")]
+    caches_named = [r for r in rest if not r.startswith("p")]
+    cache = caches_named[0] if caches_named else None
+    return cell_spec(dict(h_q=int(h), s_q=int(s_q), page=pages[0] if pages else 64, cache=cache,
+                          max_q=int(s_q) if cache else None))
+
+
+def _build(item):
+    text, tmpl, cache_dir = item
+    kernel_for(_spec_of(text), tmpl, cache_dir)
+    return text, tmpl
+
+
+def _prebuild(cells, folders, jobs: int) -> None:
+    # compiling is CPU work and each kernel takes tens of seconds: build every (folder, cell) pair
+    # in parallel before the GPU timing starts (JOBS=15 on a 16-core GPU host)
+    from concurrent.futures import ProcessPoolExecutor
+
+    items = [(text, tmpl, cache) for text in cells for tmpl, cache in folders.values()]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for text, tmpl in pool.map(_build, items):
+            print(f"built {text} ({tmpl or 'templates/'})", flush=True)
+
+
 def main() -> None:
     cells = sys.argv[1:]
     if not cells or "-h" in cells or "--help" in cells:
@@ -60,23 +89,24 @@ def main() -> None:
         folders = {"base": (os.environ["BASE_TMPL"], os.environ.get("BASE_CACHE", ".gpu-cache-x")),
                    "new": (None, os.environ.get("NEW_CACHE", ".gpu-cache"))}
     rep_ms = float(os.environ.get("REP_MS", 30))
+    rounds = int(os.environ.get("ROUNDS", 2))
+    jobs = int(os.environ.get("JOBS", 1))
+    if jobs > 1:
+        _prebuild(cells, folders, jobs)
     ceilings = measure_ceilings()
     print(ceilings.describe(), flush=True)
     for text in cells:
         h, s_q, batch, s_ks, *rest = text.split(",")
         h, s_q, batch = int(h), int(s_q), int(batch)
-        pages = [int(r[1:]) for r in rest if r.startswith("p")]
-        caches_named = [r for r in rest if not r.startswith("p")]
-        cache = caches_named[0] if caches_named else None
-        page = pages[0] if pages else 64
-        spec = cell_spec(dict(h_q=h, s_q=s_q, page=page, cache=cache, max_q=s_q if cache else None))
+        spec = _spec_of(text)
+        page, cache = spec.page, spec.cache_dtype
         kernels = {name: kernel_for(spec, tmpl, cache) for name, (tmpl, cache) in folders.items()}
         for kernel in kernels.values():
             check(kernel, spec)
         for s_k in map(int, s_ks.split(":")):
             ms = {name: [] for name in kernels}
             mhz = {name: [] for name in kernels}
-            for _ in range(2):
+            for _ in range(rounds):
                 for which, kernel in kernels.items():
                     cell = run_cell(kernel, spec, batch, s_q, s_k, ceilings, rep_ms=rep_ms)[0]
                     ms[which].append(cell.graph_ms)
