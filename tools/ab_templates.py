@@ -12,7 +12,9 @@ More than two folders: ``VARIANTS=name=path,name=path`` times each of them again
 templates (``base``), e.g. ``VARIANTS=early=scratch/ab/v6,ahead=scratch/ab/v20``; one cache folder
 (``NEW_CACHE``) can hold them all, since the template hash is part of every cache key.
 
-``ROUNDS`` (default 2) alternating timings per kernel; ``JOBS=15`` compiles every missing kernel
+``AB_NO_CHECK=name,...`` times those variants without the reference check (ablations that drop
+work on purpose, e.g. ``docs/perf/experiments/2026-12-04/ablate-*.patch``). ``ROUNDS`` (default 2)
+alternating timings per kernel; ``JOBS=15`` compiles every missing kernel
 in parallel before the timing starts (otherwise they are compiled one by one).
 
 A cell is ``h_q,s_q,batch,s_k[:s_k...][,cache][,pPAGE]`` (for example ``128,1,128,8192:16384,p16``;
@@ -90,6 +92,14 @@ def main() -> None:
                    "new": (None, os.environ.get("NEW_CACHE", ".gpu-cache"))}
     rep_ms = float(os.environ.get("REP_MS", 30))
     rounds = int(os.environ.get("ROUNDS", 2))
+    # variants whose results are wrong by design (ablations that drop work to see what the time
+    # depends on): timed, not checked
+    no_check = set(filter(None, os.environ.get("AB_NO_CHECK", "").split(",")))
+    unknown = no_check - set(folders) - {"base"}
+    if unknown:
+        sys.exit(f"AB_NO_CHECK names no variant: {', '.join(sorted(unknown))}")
+    if "base" in no_check:
+        sys.exit("AB_NO_CHECK: the base kernel is always checked")
     jobs = int(os.environ.get("JOBS", 1))
     if jobs > 1:
         _prebuild(cells, folders, jobs)
@@ -101,8 +111,11 @@ def main() -> None:
         spec = _spec_of(text)
         page, cache = spec.page, spec.cache_dtype
         kernels = {name: kernel_for(spec, tmpl, cache) for name, (tmpl, cache) in folders.items()}
-        for kernel in kernels.values():
-            check(kernel, spec)
+        for name, kernel in kernels.items():
+            if name in no_check:
+                print(f"{name}: not checked against the reference (AB_NO_CHECK: an ablation, wrong by design)")
+            else:
+                check(kernel, spec)
         for s_k in map(int, s_ks.split(":")):
             ms = {name: [] for name in kernels}
             mhz = {name: [] for name in kernels}
