@@ -32,7 +32,7 @@ def test_summary_ranks_instructions_and_totals_ranges(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 instructions, 700 warp-stall samples" in out
     lines = out.splitlines()
-    hottest = lines[lines.index(next(l for l in lines if l.startswith("hottest"))) + 1]
+    hottest = lines[next(i for i, l in enumerate(lines) if l.startswith("hottest")) + 1]
     assert hottest.split()[:2] == ["1", "600"] and "long_sb=590" in hottest
     # the "(Not Issued)" copy of a reason is not counted twice
     wait_line = next(l for l in lines if l.strip().startswith("wait "))

@@ -54,8 +54,8 @@ def _spec_of(text: str):
     pages = [int(r[1:]) for r in rest if r.startswith("p")]
     caches_named = [r for r in rest if not r.startswith("p")]
     cache = caches_named[0] if caches_named else None
-    return cell_spec(dict(h_q=int(h), s_q=int(s_q), page=pages[0] if pages else 64, cache=cache,
-                          max_q=int(s_q) if cache else None))
+    # compiled for max_q = s_q, as the bench grids are
+    return cell_spec(dict(h_q=int(h), s_q=int(s_q), page=pages[0] if pages else 64, cache=cache))
 
 
 def _build(item):
@@ -110,7 +110,7 @@ def main() -> None:
         h, s_q, batch = int(h), int(s_q), int(batch)
         spec = _spec_of(text)
         page, cache = spec.page, spec.cache_dtype
-        kernels = {name: kernel_for(spec, tmpl, cache) for name, (tmpl, cache) in folders.items()}
+        kernels = {name: kernel_for(spec, tmpl, cache_dir) for name, (tmpl, cache_dir) in folders.items()}
         for name, kernel in kernels.items():
             if name in no_check:
                 print(f"{name}: not checked against the reference (AB_NO_CHECK: an ablation, wrong by design)")
@@ -129,12 +129,12 @@ def main() -> None:
             parts = []
             for name in kernels:
                 mean = statistics.mean(ms[name])
-                text = f"{name} {'/'.join(f'{t:.4f}' for t in ms[name])} ratio {cell.floor_ms / mean:.3f}"
+                part = f"{name} {'/'.join(f'{t:.4f}' for t in ms[name])} ratio {cell.floor_ms / mean:.3f}"
                 if name != "base":
-                    text += f" x{mean / base:.3f}"
+                    part += f" x{mean / base:.3f}"
                 if mhz[name]:
-                    text += f" ({'/'.join(f'{m:.0f}' for m in mhz[name])} MHz)"
-                parts.append(text)
+                    part += f" ({'/'.join(f'{m:.0f}' for m in mhz[name])} MHz)"
+                parts.append(part)
             print(f"{cache or 'bf16'} p{page} h{h:3d} s_q{s_q} b{batch:3d} s_k{s_k:6d}  " + "  ".join(parts),
                   flush=True)
 
