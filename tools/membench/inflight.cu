@@ -1,0 +1,127 @@
+// How much DRAM read bandwidth one CTA per SM gets for a given number of bytes in flight per SM.
+//
+// Each CTA streams its own contiguous share of a large buffer into a ring of shared-memory stages
+// with 1D bulk copies (cp.async.bulk, the TMA engine), one thread issuing and waiting, exactly as a
+// decode kernel's producer does when its consumers take no time. Bytes in flight per SM =
+// stages x stage bytes. Build and run on the GPU host:
+//   nvcc -O3 -arch=sm_90a -o /tmp/inflight tools/membench/inflight.cu && /tmp/inflight
+#include <cstdio>
+#include <cstdint>
+#include <cuda_runtime.h>
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes));
+}
+// the same, relaxed: no release of this thread's earlier memory operations
+__device__ __forceinline__ void mbar_expect_tx_relaxed(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.relaxed.cta.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes));
+}
+// expect-tx without an arrive, then a plain (release) arrive after the copies are issued
+__device__ __forceinline__ void mbar_expect_only(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(bytes));
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar));
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n .reg .pred p;\n W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n @!p bra W;\n}\n"
+      :: "r"(bar), "r"(parity));
+}
+__device__ __forceinline__ void mbar_wait_test(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n .reg .pred p;\n W: mbarrier.test_wait.parity.shared::cta.b64 p, [%0], %1;\n @!p bra W;\n}\n"
+      :: "r"(bar), "r"(parity));
+}
+__device__ __forceinline__ void bulk_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+
+// touch: read a word of each stage once it has landed (1) or not (0)
+// arm: how a stage's barrier learns its bytes: 0 arrive.expect_tx (release) before the copies,
+// 1 the same relaxed, 2 expect_tx (no arrive) before and a plain arrive after, 3 arrive.expect_tx after
+// split: copies per stage (one wait and one expect-tx per stage, `split` bulk copies)
+// issuers: warps of the CTA that each stream 1/issuers of the CTA's share through their own
+// `stages` stages (lane 0 issues and waits); test: spin on mbarrier.test_wait instead of try_wait
+__global__ void stream(const char* buf, size_t per_cta, int stages, int stage_bytes, unsigned long long* sink,
+                       int issuers, int test, int split, int arm, int touch) {
+  extern __shared__ __align__(1024) char smem[];
+  __shared__ uint64_t bars[8 * 64];
+  int w = threadIdx.x / 32;
+  if (threadIdx.x % 32 != 0 || w >= issuers) return;
+  per_cta /= issuers;
+  const char* base = buf + per_cta * (blockIdx.x * issuers + w);
+  uint32_t s0 = (uint32_t)__cvta_generic_to_shared(smem) + w * stages * stage_bytes;
+  uint32_t b0 = (uint32_t)__cvta_generic_to_shared(bars) + w * 64 * 8;
+  for (int i = 0; i < stages; ++i) mbar_init(b0 + 8 * i, 1);
+  asm volatile("fence.mbarrier_init.release.cluster;");
+  size_t n = per_cta / stage_bytes;
+  unsigned long long acc = 0;
+  for (size_t k = 0; k < n + stages; ++k) {
+    if (k >= (size_t)stages) {  // consume the oldest stage
+      size_t j = k - stages;
+      int s = j % stages;
+      if (test) mbar_wait_test(b0 + 8 * s, (j / stages) & 1);
+      else mbar_wait(b0 + 8 * s, (j / stages) & 1);
+      if (touch) acc += *(volatile unsigned*)(smem + (size_t)(w * stages + s) * stage_bytes);
+      else acc += s;
+    }
+    if (k < n) {
+      int s = k % stages;
+      int part = stage_bytes / split;
+      if (arm == 0) mbar_expect_tx(b0 + 8 * s, stage_bytes);
+      if (arm == 1) mbar_expect_tx_relaxed(b0 + 8 * s, stage_bytes);
+      if (arm == 2) mbar_expect_only(b0 + 8 * s, stage_bytes);
+      for (int p = 0; p < split; ++p)
+        bulk_g2s(s0 + s * stage_bytes + p * part, base + k * stage_bytes + p * part, part, b0 + 8 * s);
+      if (arm == 2) mbar_arrive(b0 + 8 * s);
+      if (arm == 3) mbar_expect_tx(b0 + 8 * s, stage_bytes);
+    }
+  }
+  if (acc == 0x12345) *sink = acc;
+}
+
+int main() {
+  int sms = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  size_t total = (size_t)4 << 30;  // 4 GiB read per run, far beyond L2
+  char* buf;
+  unsigned long long* sink;
+  cudaMalloc(&buf, total);
+  cudaMalloc(&sink, 8);
+  cudaMemset(buf, 1, total);
+  cudaFuncSetAttribute(stream, cudaFuncAttributeMaxDynamicSharedMemorySize, 220 * 1024);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  printf("# one CTA per SM (%d); GB/s of reads by cp.async.bulk; in flight per SM = issuers x stages x stage\n", sms);
+  printf("stage_KB copies_per_stage issuers stages_each inflight_KB wait arm touch GB/s\n");
+  struct Cfg { int sb, issuers, stages, test, split, arm, touch; };
+  Cfg cfgs[] = {
+      {4096, 1, 16, 0, 1, 0, 1}, {4096, 1, 16, 0, 1, 0, 0}, {4096, 1, 48, 0, 1, 0, 0}, {8192, 1, 8, 0, 1, 0, 0},
+      {8192, 1, 16, 0, 1, 0, 0}, {2048, 1, 32, 0, 1, 0, 0}, {4096, 4, 4, 0, 1, 0, 1}, {32768, 1, 4, 0, 8, 0, 1},
+  };
+  for (Cfg c : cfgs) {
+    int sb = c.sb;
+    size_t per_cta = (total / sms) / (sb * c.issuers) * (sb * c.issuers);
+    float best = 1e30f;
+    for (int rep = 0; rep < 4; ++rep) {
+      cudaEventRecord(e0);
+      stream<<<sms, 256, c.issuers * c.stages * sb>>>(buf, per_cta, c.stages, sb, sink, c.issuers, c.test, c.split, c.arm, c.touch);
+      cudaEventRecord(e1);
+      cudaEventSynchronize(e1);
+      float ms;
+      cudaEventElapsedTime(&ms, e0, e1);
+      if (rep > 0 && ms < best) best = ms;
+    }
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) { printf("error %s\n", cudaGetErrorString(err)); return 1; }
+    printf("%d %d %d %d %d %s %d %d %.0f\n", sb / 1024, c.split, c.issuers, c.stages, c.issuers * c.stages * sb / 1024,
+           c.test ? "test" : "try", c.arm, c.touch, per_cta * sms / (best * 1e6));
+  }
+  return 0;
+}
