@@ -1,12 +1,18 @@
-// How much DRAM read bandwidth one CTA per SM gets for a given number of bytes in flight per SM.
+// Read bandwidth by 1D bulk copies (cp.async.bulk, the TMA engine) with one CTA per SM, each streaming
+// its own contiguous share of a 4 GiB buffer through a ring of shared-memory stages: one lane of each
+// issuing warp arms a stage's mbarrier, issues its copies, and waits for the oldest stage, as a decode
+// kernel's producer warp does when its consumers take no time. Bytes in flight per SM = issuers x
+// stages x stage bytes. What it showed on the H200 (docs/perf/h200-membench-2026-12-04.txt): a warp
+// that alternates one wait and one copy gets one copy through per ~300-520 ns whatever the copy's size
+// or the stages in flight; several copies per wait, or several issuing warps, reach ~4.5 TB/s.
 //
-// Each CTA streams its own contiguous share of a large buffer into a ring of shared-memory stages
-// with 1D bulk copies (cp.async.bulk, the TMA engine), one thread issuing and waiting, exactly as a
-// decode kernel's producer does when its consumers take no time. Bytes in flight per SM =
-// stages x stage bytes. Build and run on the GPU host:
-//   nvcc -O3 -arch=sm_90a -o /tmp/inflight tools/membench/inflight.cu && /tmp/inflight
+//   nvcc -O3 -arch=sm_90a -o /tmp/inflight tools/membench/inflight.cu && /tmp/inflight [SWEEP]
+//
+// SWEEP: sizes, issuers, split, arm or touch (see sweep() below); all of them by default.
 #include <cstdio>
 #include <cstdint>
+#include <string>
+#include <vector>
 #include <cuda_runtime.h>
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
@@ -85,7 +91,44 @@ __global__ void stream(const char* buf, size_t per_cta, int stages, int stage_by
   if (acc == 0x12345) *sink = acc;
 }
 
-int main() {
+struct Cfg { int sb, issuers, stages, test, split, arm, touch; };
+
+// The sweeps of docs/perf/h200-membench-2026-12-04.txt, by name (first argument; default: all).
+// sizes: one issuing warp, copy size x bytes in flight (its first run used 32-thread CTAs, the
+// others 256, hence `threads`); issuers: several warps; split: several copies per wait; arm: how a
+// stage's barrier is armed; touch: whether the landed stage is read.
+static std::vector<Cfg> sweep(const std::string& name, int* threads) {
+  std::vector<Cfg> v;
+  *threads = 256;
+  if (name == "sizes") {
+    *threads = 32;
+    for (int sb : {4096, 8192, 16384})
+      for (int kb = 16; kb <= 208; kb += 16)
+        if (kb * 1024 / sb >= 1 && kb * 1024 / sb <= 64) v.push_back({sb, 1, kb * 1024 / sb, 0, 1, 0, 1});
+  } else if (name == "issuers") {
+    v = {{4096, 1, 16, 0, 1, 0, 1}, {4096, 1, 16, 1, 1, 0, 1}, {4096, 2, 8, 0, 1, 0, 1}, {4096, 4, 4, 0, 1, 0, 1},
+         {4096, 4, 8, 0, 1, 0, 1},  {4096, 8, 4, 0, 1, 0, 1},  {8192, 1, 8, 0, 1, 0, 1},  {8192, 1, 8, 1, 1, 0, 1},
+         {8192, 2, 4, 0, 1, 0, 1},  {8192, 4, 2, 0, 1, 0, 1},  {8192, 4, 4, 0, 1, 0, 1},  {16384, 1, 6, 0, 1, 0, 1},
+         {16384, 2, 3, 0, 1, 0, 1}, {32768, 1, 4, 0, 1, 0, 1}, {2048, 1, 32, 0, 1, 0, 1}, {2048, 8, 4, 0, 1, 0, 1},
+         {1024, 8, 8, 0, 1, 0, 1}};
+  } else if (name == "split") {
+    v = {{4096, 1, 16, 0, 1, 0, 1}, {8192, 1, 8, 0, 2, 0, 1}, {16384, 1, 6, 0, 4, 0, 1}, {32768, 1, 4, 0, 8, 0, 1},
+         {4096, 4, 4, 0, 1, 0, 1},  {8192, 1, 8, 0, 1, 0, 1}, {8192, 1, 8, 0, 4, 0, 1},  {2048, 1, 32, 0, 1, 0, 1},
+         {8192, 1, 8, 0, 8, 0, 1},  {4096, 1, 16, 1, 1, 0, 1}};
+  } else if (name == "arm") {
+    v = {{4096, 1, 16, 0, 1, 0, 1}, {4096, 1, 16, 0, 1, 1, 1}, {4096, 1, 16, 0, 1, 2, 1}, {4096, 1, 16, 0, 1, 3, 1},
+         {8192, 1, 8, 0, 1, 0, 1},  {8192, 1, 8, 0, 1, 1, 1},  {8192, 1, 8, 0, 1, 2, 1},  {4096, 1, 48, 0, 1, 1, 1},
+         {2048, 1, 32, 0, 1, 1, 1}, {4096, 4, 4, 0, 1, 0, 1},  {32768, 1, 4, 0, 8, 0, 1}};
+  } else if (name == "touch") {
+    v = {{4096, 1, 16, 0, 1, 0, 1}, {4096, 1, 16, 0, 1, 0, 0}, {4096, 1, 48, 0, 1, 0, 0}, {8192, 1, 8, 0, 1, 0, 0},
+         {8192, 1, 16, 0, 1, 0, 0}, {2048, 1, 32, 0, 1, 0, 0}, {4096, 4, 4, 0, 1, 0, 1}, {32768, 1, 4, 0, 8, 0, 1}};
+  }
+  return v;
+}
+
+int main(int argc, char** argv) {
+  std::vector<std::string> names = {"sizes", "issuers", "split", "arm", "touch"};
+  if (argc > 1) names = {argv[1]};
   int sms = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
   size_t total = (size_t)4 << 30;  // 4 GiB read per run, far beyond L2
@@ -98,30 +141,35 @@ int main() {
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
-  printf("# one CTA per SM (%d); GB/s of reads by cp.async.bulk; in flight per SM = issuers x stages x stage\n", sms);
-  printf("stage_KB copies_per_stage issuers stages_each inflight_KB wait arm touch GB/s\n");
-  struct Cfg { int sb, issuers, stages, test, split, arm, touch; };
-  Cfg cfgs[] = {
-      {4096, 1, 16, 0, 1, 0, 1}, {4096, 1, 16, 0, 1, 0, 0}, {4096, 1, 48, 0, 1, 0, 0}, {8192, 1, 8, 0, 1, 0, 0},
-      {8192, 1, 16, 0, 1, 0, 0}, {2048, 1, 32, 0, 1, 0, 0}, {4096, 4, 4, 0, 1, 0, 1}, {32768, 1, 4, 0, 8, 0, 1},
-  };
-  for (Cfg c : cfgs) {
-    int sb = c.sb;
-    size_t per_cta = (total / sms) / (sb * c.issuers) * (sb * c.issuers);
-    float best = 1e30f;
-    for (int rep = 0; rep < 4; ++rep) {
-      cudaEventRecord(e0);
-      stream<<<sms, 256, c.issuers * c.stages * sb>>>(buf, per_cta, c.stages, sb, sink, c.issuers, c.test, c.split, c.arm, c.touch);
-      cudaEventRecord(e1);
-      cudaEventSynchronize(e1);
-      float ms;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (rep > 0 && ms < best) best = ms;
+  for (const std::string& name : names) {
+    int threads = 256;
+    std::vector<Cfg> cfgs = sweep(name, &threads);
+    if (cfgs.empty()) {
+      fprintf(stderr, "inflight: no sweep named '%s' (sizes, issuers, split, arm, touch)\n", name.c_str());
+      return 2;
     }
-    cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) { printf("error %s\n", cudaGetErrorString(err)); return 1; }
-    printf("%d %d %d %d %d %s %d %d %.0f\n", sb / 1024, c.split, c.issuers, c.stages, c.issuers * c.stages * sb / 1024,
-           c.test ? "test" : "try", c.arm, c.touch, per_cta * sms / (best * 1e6));
+    printf("# sweep %s: one CTA of %d threads per SM (%d); GB/s of reads by cp.async.bulk; in flight per SM = "
+           "issuers x stages x stage\n", name.c_str(), threads, sms);
+    printf("stage_KB copies_per_stage issuers stages_each inflight_KB wait arm touch GB/s\n");
+    for (Cfg c : cfgs) {
+      int sb = c.sb;
+      size_t per_cta = (total / sms) / (sb * c.issuers) * (sb * c.issuers);
+      float best = 1e30f;
+      for (int rep = 0; rep < 4; ++rep) {
+        cudaEventRecord(e0);
+        stream<<<sms, threads, c.issuers * c.stages * sb>>>(buf, per_cta, c.stages, sb, sink, c.issuers, c.test,
+                                                            c.split, c.arm, c.touch);
+        cudaEventRecord(e1);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        if (rep > 0 && ms < best) best = ms;
+      }
+      cudaError_t err = cudaGetLastError();
+      if (err != cudaSuccess) { printf("error %s\n", cudaGetErrorString(err)); return 1; }
+      printf("%d %d %d %d %d %s %d %d %.0f\n", sb / 1024, c.split, c.issuers, c.stages,
+             c.issuers * c.stages * sb / 1024, c.test ? "test" : "try", c.arm, c.touch, per_cta * sms / (best * 1e6));
+    }
   }
   return 0;
 }
