@@ -1,0 +1,79 @@
+"""tools/timeline_patch.py and tools/timeline_cell.py without a GPU: the stamps go into the heads_n
+template (also on top of the streaming ablation) and render to valid Python, and the summary of a
+synthetic timeline gives back the step lengths it was built from."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+import timeline_cell  # noqa: E402
+import timeline_patch  # noqa: E402
+
+STREAM = REPO / "docs" / "perf" / "experiments" / "2026-12-04" / "ablate-headsn-stream.patch"
+
+
+def _stamped(tmp_path, with_stream=False):
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    if with_stream:
+        subprocess.run(["patch", "-s", "-p1", "-i", str(STREAM)], cwd=tdir, check=True)
+    timeline_patch.patch(tdir)
+    return tdir
+
+
+@pytest.mark.parametrize("with_stream", [False, True])
+@pytest.mark.parametrize("cache", [None, "fp8_e4m3"])
+def test_stamps_render_in_heads_n(tmp_path, monkeypatch, with_stream, cache):
+    if with_stream and shutil.which("patch") is None:
+        pytest.skip("needs the patch program")
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = _stamped(tmp_path, with_stream)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=cache))
+    plan = plan_for(spec)
+    assert plan.schedule == "heads_n"
+    source = render(spec, plan).source
+    compile(source, "kernel.py", "exec")
+    assert "self.stamp(tl, seq, c, 1)" in source and "self.stamp(tl, seq, m, 5)" in source
+    assert ("self.stamp(tl, seq, c, 2)" in source) == (cache is not None)
+    # the checkout's own templates carry no stamps
+    monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+    assert "self.stamp(" not in render(spec, plan).source
+
+
+def test_patch_refuses_templates_it_does_not_match(tmp_path):
+    tdir = _stamped(tmp_path)
+    with pytest.raises(SystemExit, match="timeline_patch: expected 1"):
+        timeline_patch.patch(tdir)   # already stamped
+
+
+def test_summary_recovers_step_lengths():
+    parts, nt, chunks, ring = 3, 4, 3, 2
+    stamps = np.zeros((parts, nt, chunks, timeline_patch.TL_FIELDS), dtype=np.int64)
+    for p in range(2):   # part 2 recorded nothing (a CTA with too few tiles)
+        for t in range(nt):
+            for c in range(chunks):
+                g = t * chunks + c
+                f0 = 1_000_000 * (p + 1) + 1000 * g   # clock64 is never 0 (0 = not recorded)
+                stamps[p, t, c, :6] = np.cumsum([f0, 10, 100, 20, 5, 50])
+    rows = {name: (n, med) for name, n, med, _, _ in timeline_cell.summarise(stamps, ring, 1000.0)}
+    assert rows["TMA wait for a free slot"] == (24, 10)
+    assert rows["issue -> landed (converter)"][1] == 100
+    assert rows["conversion"][1] == 20
+    assert rows["converted -> MMA sees full"][1] == 5
+    assert rows["issue -> MMA sees full"][1] == 125
+    assert rows["MMA hold until release"][1] == 50
+    # chunk g + ring is issued 1000 * ring + 10 after chunk g's stamp 0; g was released 185 after it
+    assert rows["release -> next copy into the slot"] == (2 * (nt * chunks - ring), 1000 * ring + 10 - 185)
+    assert rows["tile pace, TMA (chunk 0 issued)"] == (2 * (nt - 1), 1000 * chunks)
+    text = timeline_cell.format_rows(timeline_cell.summarise(stamps, ring, 1000.0), 1000.0)
+    assert "MMA hold until release" in text and "50 ns" in text

@@ -1,0 +1,121 @@
+"""Where a KV chunk's time goes in the heads_n pipeline: run one bench cell with a timeline-stamped kernel.
+
+    cp -r templates /tmp/tl && python tools/timeline_patch.py /tmp/tl
+    MLAGEN_TEMPLATE_DIR=/tmp/tl python tools/timeline_cell.py --h-q 16 --s-k 16384 --cache fp8_e4m3
+
+(on top of an ablation too: apply e.g. docs/perf/experiments/2026-12-04/ablate-headsn-stream.patch to the
+copy before tools/timeline_patch.py). The stamped kernel writes clock64 at six points of every ring chunk's
+trip for tiles TL_T0 .. TL_T0 + TL_NT - 1 of each CTA (see tools/timeline_patch.py); this runner gives it
+room past the split-KV workspace, runs the bench's inputs, and prints per step the median, 10th and
+90th percentile over all CTAs, in SM cycles and in ns at --mhz:
+
+  TMA wait for a free slot (0->1), issue -> converter sees it landed (1->2), conversion (2->3),
+  -> MMA sees it full (3->4, or 1->4 without converters), MMA hold until release (4->5),
+  release -> the TMA warp's next copy into that slot (5 -> 1 of the chunk RING later),
+  and the pace of tiles (TMA issue of chunk 0, MMA's first full chunk: tile to tile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+# must match tools/timeline_patch.py
+from timeline_patch import TL_FIELDS, TL_NT, TL_T0
+
+STEPS = (
+    ("TMA wait for a free slot", 0, 1),
+    ("issue -> landed (converter)", 1, 2),
+    ("conversion", 2, 3),
+    ("converted -> MMA sees full", 3, 4),
+    ("issue -> MMA sees full", 1, 4),
+    ("MMA hold until release", 4, 5),
+)
+
+
+def summarise(stamps: np.ndarray, ring: int, mhz: float) -> list[tuple[str, int, float, float, float]]:
+    """Per step: (name, samples, median, p10, p90) in cycles, from stamps of shape (parts, NT, chunks,
+    fields); a zero stamp means "not recorded" (a CTA with fewer tiles, or a role without that step)."""
+    parts, nt, chunks, _ = stamps.shape
+    rows = []
+
+    def add(name, vals):
+        vals = np.asarray(vals, dtype=np.float64)
+        if vals.size:
+            rows.append((name, int(vals.size), float(np.median(vals)), float(np.percentile(vals, 10)),
+                         float(np.percentile(vals, 90))))
+
+    for name, a, b in STEPS:
+        x, y = stamps[..., a], stamps[..., b]
+        ok = (x != 0) & (y != 0)
+        add(name, (y - x)[ok])
+    # a slot's recycling: chunk g released (5) -> chunk g + ring issued (1); same CTA, both in the window
+    flat = stamps.reshape(parts, nt * chunks, -1)
+    rel, iss = flat[:, : nt * chunks - ring, 5], flat[:, ring:, 1]
+    ok = (rel != 0) & (iss != 0)
+    add("release -> next copy into the slot", (iss - rel)[ok])
+    for name, field in (("tile pace, TMA (chunk 0 issued)", 1), ("tile pace, MMA (chunk 0 full)", 4)):
+        t = stamps[:, :, 0, field]
+        ok = (t[:, 1:] != 0) & (t[:, :-1] != 0)
+        add(name, (t[:, 1:] - t[:, :-1])[ok])
+    return rows
+
+
+def format_rows(rows, mhz: float) -> str:
+    lines = [f"{'step':40s} {'n':>6s} {'median':>9s} {'p10':>9s} {'p90':>9s}   (SM cycles; ns at {mhz:.0f} MHz)"]
+    for name, n, med, p10, p90 in rows:
+        ns = 1e3 / mhz
+        lines.append(f"{name:40s} {n:6d} {med:9.0f} {p10:9.0f} {p90:9.0f}   "
+                     f"{med * ns:7.0f} ns  ({p10 * ns:.0f}-{p90 * ns:.0f})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import torch
+
+    import mlagen.jit
+    from mlagen.bench import cell_spec, make_inputs, seqlens_for
+    from mlagen.plan import heads_n_tile_chunks, plan_for
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--h-q", type=int, default=16)
+    ap.add_argument("--s-q", type=int, default=1)
+    ap.add_argument("--s-k", type=int, default=16384)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--page", type=int, default=64)
+    ap.add_argument("--cache", default=None, help="fp8_e4m3 for the packed fp8 cache")
+    ap.add_argument("--mhz", type=float, default=1980.0, help="SM clock for the ns column (cycles are exact)")
+    args = ap.parse_args()
+    tdir = os.environ.get("MLAGEN_TEMPLATE_DIR")
+    if not tdir or "TL_T0" not in (Path(tdir) / "sm90" / "_heads_n.py.j2").read_text():
+        raise SystemExit("timeline_cell: set MLAGEN_TEMPLATE_DIR to templates stamped by tools/timeline_patch.py")
+    spec = cell_spec(dict(h_q=args.h_q, s_q=args.s_q, page=args.page, cache=args.cache))
+    plan = plan_for(spec)
+    if plan.schedule != "heads_n":
+        raise SystemExit(f"timeline_cell: {spec.key} plans {plan.tag}; the stamps are in the heads_n schedule only")
+    kernel = mlagen.jit.compile(spec, plan, tuned=False)
+    lens = seqlens_for(args.batch, args.s_q, args.s_k)
+    q, cache, bt, ln = make_inputs(spec, args.batch, args.s_q, lens, sets=1)[0]
+    parts = kernel.num_parts(args.s_q)
+    ws = kernel.workspace(args.batch, args.s_q, q.device, parts)
+    base = ws.partial_out.numel()
+    chunks = heads_n_tile_chunks(spec)
+    n64 = parts * TL_NT * chunks * TL_FIELDS
+    ws.partial_out = torch.zeros(base + 2 * n64, dtype=torch.float32, device=q.device)
+    for _ in range(3):
+        kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
+    ws.partial_out[base:].zero_()
+    kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
+    torch.cuda.synchronize()
+    stamps = ws.partial_out[base:].view(torch.int64).reshape(parts, TL_NT, chunks, TL_FIELDS).cpu().numpy()
+    recorded = int((stamps[:, :, 0, 1] != 0).any(axis=1).sum())
+    print(f"{spec.key} plan {plan.tag}, batch {args.batch}, s_k {args.s_k}: {recorded}/{parts} CTAs stamped "
+          f"tiles {TL_T0}..{TL_T0 + TL_NT - 1}; ring {plan.stages} chunks of {chunks} per tile")
+    print(format_rows(summarise(stamps, plan.stages, args.mhz), args.mhz))
+
+
+if __name__ == "__main__":
+    main()
