@@ -5,7 +5,8 @@
 
 (on top of an ablation too: apply e.g. docs/perf/experiments/2026-12-04/ablate-headsn-stream.patch to the
 copy before tools/timeline_patch.py). The stamped kernel writes clock64 at six points of every ring chunk's
-trip for tiles TL_T0 .. TL_T0 + TL_NT - 1 of each CTA (see tools/timeline_patch.py); this runner gives it
+trip for tiles TL_T0 .. TL_T0 + TL_NT - 1 of each CTA (64-95: steady state, so a CTA needs 96 tiles, e.g.
+batch 128 at s_k >= 8192; see tools/timeline_patch.py); this runner gives it
 room past the split-KV workspace, runs the bench's inputs, and prints per step the median, 10th and
 90th percentile over all CTAs, in SM cycles and in ns at --mhz:
 
@@ -112,6 +113,9 @@ def main() -> None:
     torch.cuda.synchronize()
     stamps = ws.partial_out[base:].view(torch.int64).reshape(parts, TL_NT, chunks, TL_FIELDS).cpu().numpy()
     recorded = int((stamps[:, :, 0, 1] != 0).any(axis=1).sum())
+    if recorded == 0:
+        raise SystemExit(f"timeline_cell: no CTA reached tile {TL_T0 + TL_NT - 1} of its share: the window needs "
+                         f"at least {TL_T0 + TL_NT} tiles per CTA (batch 128 at s_k 8192 or more)")
     print(f"{spec.key} plan {plan.tag}, batch {args.batch}, s_k {args.s_k}: {recorded}/{parts} CTAs stamped "
           f"tiles {TL_T0}..{TL_T0 + TL_NT - 1}; ring {plan.stages} chunks of {chunks} per tile")
     print(format_rows(summarise(stamps, plan.stages, args.mhz), args.mhz))
