@@ -58,18 +58,23 @@ def _any_thread(flag, barrier_id, threads):''')
             cute.arch.setmaxregister_decrease(PRODUCER_REGS)''', '''        tl = (ws_o_ptr, part, num_parts, m_blocks)
         if wg_idx < PRODUCER_WGS:
             cute.arch.setmaxregister_decrease(PRODUCER_REGS)''')
-    s = _rep(s, "kv_head, work)\n            else:\n                self.convert(sRaw, sScale, sKw, bars, mLens, work,",
-             "kv_head, work, tl)\n            else:\n                self.convert(sRaw, sScale, sKw, bars, mLens, work, tl,")
-    s = _rep(s, "                             num_pages, s_q, m_block, kv_head, work)\n",
-             "                             num_pages, s_q, m_block, kv_head, work, tl)\n")
-    s = _rep(s, "tma_atom_q, mQ, sQ, q_pipe, bt_ptr, mLens, bt_stride, num_pages, s_q, m_block, kv_head, work):",
-             "tma_atom_q, mQ, sQ, q_pipe, bt_ptr, mLens, bt_stride, num_pages, s_q, m_block, kv_head, work,\n                tl):")
-    s = _rep(s, "                s_q, m_block, kv_head, work):\n        \"\"\"Per segment its Q rows",
-             "                s_q, m_block, kv_head, work, tl):\n        \"\"\"Per segment its Q rows")
-    s = _rep(s, "lse_ptr, ws_o_ptr, ws_lse_ptr, meta_ptr, s_q, m_block, m_blocks, kv_head, part, work)\n",
-             "lse_ptr, ws_o_ptr, ws_lse_ptr, meta_ptr, s_q, m_block, m_blocks, kv_head, part, work, tl)\n")
-    s = _rep(s, "                lse_ptr, ws_o_ptr, ws_lse_ptr, meta_ptr, s_q, m_block, m_blocks, kv_head, part, work):",
-             "                lse_ptr, ws_o_ptr, ws_lse_ptr, meta_ptr, s_q, m_block, m_blocks, kv_head, part, work, tl):")
+    # every role's signature and call take `tl` too
+    threaded = (
+        ("kv_head, work)\n            else:\n                self.convert(sRaw, sScale, sKw, bars, mLens, work,",
+         "kv_head, work, tl)\n            else:\n                self.convert(sRaw, sScale, sKw, bars, mLens, work, tl,"),
+        ("                             num_pages, s_q, m_block, kv_head, work)\n",
+         "                             num_pages, s_q, m_block, kv_head, work, tl)\n"),
+        ("tma_atom_q, mQ, sQ, q_pipe, bt_ptr, mLens, bt_stride, num_pages, s_q, m_block, kv_head, work):",
+         "tma_atom_q, mQ, sQ, q_pipe, bt_ptr, mLens, bt_stride, num_pages, s_q, m_block, kv_head, work,\n                tl):"),
+        ("                s_q, m_block, kv_head, work):\n        \"\"\"Per segment its Q rows",
+         "                s_q, m_block, kv_head, work, tl):\n        \"\"\"Per segment its Q rows"),
+        ("lse_ptr, ws_o_ptr, ws_lse_ptr, meta_ptr, s_q, m_block, m_blocks, kv_head, part, work)\n",
+         "lse_ptr, ws_o_ptr, ws_lse_ptr, meta_ptr, s_q, m_block, m_blocks, kv_head, part, work, tl)\n"),
+        ("                lse_ptr, ws_o_ptr, ws_lse_ptr, meta_ptr, s_q, m_block, m_blocks, kv_head, part, work):",
+         "                lse_ptr, ws_o_ptr, ws_lse_ptr, meta_ptr, s_q, m_block, m_blocks, kv_head, part, work, tl):"),
+    )
+    for old, new in threaded:
+        s = _rep(s, old, new)
     # TMA warp: around each ring-slot wait (latent, RoPE, and the 16-bit path's chunks)
     for chunk_expr in ("c", "LAT_CHUNKS + e"):
         old = (f"                    slot, phase = self.ring_slot(seq * TILE_CHUNKS + {chunk_expr})\n"

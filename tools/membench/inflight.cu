@@ -9,43 +9,11 @@
 //   nvcc -O3 -arch=sm_90a -o /tmp/inflight tools/membench/inflight.cu && /tmp/inflight [SWEEP]
 //
 // SWEEP: sizes, issuers, split, arm or touch (see sweep() below); all of them by default.
-#include <cstdio>
-#include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
-#include <cuda_runtime.h>
 
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes));
-}
-// the same, relaxed: no release of this thread's earlier memory operations
-__device__ __forceinline__ void mbar_expect_tx_relaxed(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.relaxed.cta.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes));
-}
-// expect-tx without an arrive, then a plain (release) arrive after the copies are issued
-__device__ __forceinline__ void mbar_expect_only(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(bytes));
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(bar));
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  asm volatile(
-      "{\n .reg .pred p;\n W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n @!p bra W;\n}\n"
-      :: "r"(bar), "r"(parity));
-}
-__device__ __forceinline__ void mbar_wait_test(uint32_t bar, uint32_t parity) {
-  asm volatile(
-      "{\n .reg .pred p;\n W: mbarrier.test_wait.parity.shared::cta.b64 p, [%0], %1;\n @!p bra W;\n}\n"
-      :: "r"(bar), "r"(parity));
-}
-__device__ __forceinline__ void bulk_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-               :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
-}
+#include "common.cuh"
 
 // touch: read a word of each stage once it has landed (1) or not (0)
 // arm: how a stage's barrier learns its bytes: 0 arrive.expect_tx (release) before the copies,
@@ -129,18 +97,10 @@ static std::vector<Cfg> sweep(const std::string& name, int* threads) {
 int main(int argc, char** argv) {
   std::vector<std::string> names = {"sizes", "issuers", "split", "arm", "touch"};
   if (argc > 1) names = {argv[1]};
-  int sms = 0;
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-  size_t total = (size_t)4 << 30;  // 4 GiB read per run, far beyond L2
-  char* buf;
-  unsigned long long* sink;
-  cudaMalloc(&buf, total);
-  cudaMalloc(&sink, 8);
-  cudaMemset(buf, 1, total);
+  Bench bench;
+  const int sms = bench.sms;
+  const size_t total = Bench::kTotal;
   cudaFuncSetAttribute(stream, cudaFuncAttributeMaxDynamicSharedMemorySize, 220 * 1024);
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
   for (const std::string& name : names) {
     int threads = 256;
     std::vector<Cfg> cfgs = sweep(name, &threads);
@@ -154,19 +114,10 @@ int main(int argc, char** argv) {
     for (Cfg c : cfgs) {
       int sb = c.sb;
       size_t per_cta = (total / sms) / (sb * c.issuers) * (sb * c.issuers);
-      float best = 1e30f;
-      for (int rep = 0; rep < 4; ++rep) {
-        cudaEventRecord(e0);
-        stream<<<sms, threads, c.issuers * c.stages * sb>>>(buf, per_cta, c.stages, sb, sink, c.issuers, c.test,
-                                                            c.split, c.arm, c.touch);
-        cudaEventRecord(e1);
-        cudaEventSynchronize(e1);
-        float ms;
-        cudaEventElapsedTime(&ms, e0, e1);
-        if (rep > 0 && ms < best) best = ms;
-      }
-      cudaError_t err = cudaGetLastError();
-      if (err != cudaSuccess) { printf("error %s\n", cudaGetErrorString(err)); return 1; }
+      float best = bench.best_ms([&] {
+        stream<<<sms, threads, c.issuers * c.stages * sb>>>(bench.buf, per_cta, c.stages, sb, bench.sink, c.issuers,
+                                                            c.test, c.split, c.arm, c.touch);
+      });
       printf("%d %d %d %d %d %s %d %d %.0f\n", sb / 1024, c.split, c.issuers, c.stages,
              c.issuers * c.stages * sb / 1024, c.test ? "test" : "try", c.arm, c.touch, per_cta * sms / (best * 1e6));
     }

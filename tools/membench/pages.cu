@@ -8,35 +8,16 @@
 // or in address order) into `stages` page buffers of shared memory. A page is read by the copies of a
 // split (the fp8 heads_n tile: 8 x 4 KB latent + 8 KB RoPE + 1 KB scales = 41,984 B; the bf16 tile:
 // 9 x 8 KB; or one copy), and the issuing warp waits either once per page or once per copy.
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
 #include <algorithm>
 #include <random>
-#include <cuda_runtime.h>
+#include <vector>
+
+#include "common.cuh"
 
 struct Split {
   int n;
   int bytes[16];
 };
-
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes));
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  asm volatile(
-      "{\n .reg .pred p;\n W: mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n @!p bra W;\n}\n" ::"r"(bar),
-      "r"(parity));
-}
-__device__ __forceinline__ void bulk_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
-               "l"(src), "r"(bytes), "r"(bar)
-               : "memory");
-}
 
 // pages: the page ids, CTA c's issuer w reads pages[(c * issuers + w) * per_issuer ...]
 __global__ void read_pages(const char* buf, const int* pages, int per_issuer, int page_bytes, Split split,
@@ -83,18 +64,10 @@ struct Case {
 };
 
 int main() {
-  int sms = 0;
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-  const size_t total = (size_t)4 << 30;
-  char* buf;
-  unsigned long long* sink;
-  cudaMalloc(&buf, total + (1 << 20));
-  cudaMalloc(&sink, 8);
-  cudaMemset(buf, 1, total);
+  Bench bench;
+  const int sms = bench.sms;
+  const size_t total = Bench::kTotal;
   cudaFuncSetAttribute(read_pages, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
   Case cases[] = {
       {"fp8 tile, random, 1 warp, wait/copy (the fp8 kernel's pattern)", 41984, 1, 1, 1, 4, 1},
       {"fp8 tile, random, 1 warp, wait/copy, 3 stages", 41984, 1, 1, 1, 3, 1},
@@ -125,19 +98,10 @@ int main() {
     int* d_ids;
     cudaMalloc(&d_ids, sizeof(int) * num_pages);
     cudaMemcpy(d_ids, ids.data(), sizeof(int) * num_pages, cudaMemcpyHostToDevice);
-    float best = 1e30f;
-    for (int rep = 0; rep < 4; ++rep) {
-      cudaEventRecord(e0);
-      read_pages<<<sms, 256, c.issuers * c.stages * c.page_bytes>>>(buf, d_ids, per_issuer, c.page_bytes, split,
-                                                                     c.stages, c.issuers, c.wait_per_copy, sink);
-      cudaEventRecord(e1);
-      cudaEventSynchronize(e1);
-      float ms;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (rep > 0) best = std::min(best, ms);
-    }
-    cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) { printf("error %s\n", cudaGetErrorString(err)); return 1; }
+    float best = bench.best_ms([&] {
+      read_pages<<<sms, 256, c.issuers * c.stages * c.page_bytes>>>(bench.buf, d_ids, per_issuer, c.page_bytes, split,
+                                                                     c.stages, c.issuers, c.wait_per_copy, bench.sink);
+    });
     double bytes = (double)per_issuer * sms * c.issuers * c.page_bytes;
     printf("%-66s %6.0f GB/s  (%.1f us per page per issuer)\n", c.name, bytes / (best * 1e6),
            best * 1e3 / per_issuer);
