@@ -75,5 +75,8 @@ def test_summary_recovers_step_lengths():
     # chunk g + ring is issued 1000 * ring + 10 after chunk g's stamp 0; g was released 185 after it
     assert rows["release -> next copy into the slot"] == (2 * (nt * chunks - ring), 1000 * ring + 10 - 185)
     assert rows["tile pace, TMA (chunk 0 issued)"] == (2 * (nt - 1), 1000 * chunks)
+    per_chunk = timeline_cell.by_chunk(stamps)
+    assert [c for c, _, _ in per_chunk] == list(range(chunks))
+    assert all(w == 10 and trip == 175 for _, w, trip in per_chunk)
     text = timeline_cell.format_rows(timeline_cell.summarise(stamps, ring, 1000.0), 1000.0)
     assert "MMA hold until release" in text and "50 ns" in text

@@ -65,6 +65,21 @@ def summarise(stamps: np.ndarray, ring: int, mhz: float) -> list[tuple[str, int,
     return rows
 
 
+def by_chunk(stamps: np.ndarray) -> list[tuple[int, float, float]]:
+    """Per ring chunk of a tile (0 .. chunks-1): median TMA wait for its slot (0->1) and median round
+    trip from issue to release (1->5), in cycles. If the ring's reuse distance sets the pace, the
+    waits gather on the chunks whose slots were last used two tiles back (a tile's last chunks)."""
+    out = []
+    for c in range(stamps.shape[2]):
+        rec = stamps[:, :, c, :]
+        med = []
+        for a, b in ((0, 1), (1, 5)):
+            ok = (rec[..., a] != 0) & (rec[..., b] != 0)
+            med.append(float(np.median((rec[..., b] - rec[..., a])[ok])) if ok.any() else float("nan"))
+        out.append((c, med[0], med[1]))
+    return out
+
+
 def format_rows(rows, mhz: float) -> str:
     lines = [f"{'step':40s} {'n':>6s} {'median':>9s} {'p10':>9s} {'p90':>9s}   (SM cycles; ns at {mhz:.0f} MHz)"]
     for name, n, med, p10, p90 in rows:
@@ -119,6 +134,9 @@ def main() -> None:
     print(f"{spec.key} plan {plan.tag}, batch {args.batch}, s_k {args.s_k}: {recorded}/{parts} CTAs stamped "
           f"tiles {TL_T0}..{TL_T0 + TL_NT - 1}; ring {plan.stages} chunks of {chunks} per tile")
     print(format_rows(summarise(stamps, plan.stages, args.mhz), args.mhz))
+    print("per ring chunk of a tile: median TMA wait for its slot, median issue -> release (cycles)")
+    for c, wait, trip in by_chunk(stamps):
+        print(f"  chunk {c}: wait {wait:8.0f}   round trip {trip:8.0f}")
 
 
 if __name__ == "__main__":
