@@ -80,3 +80,46 @@ def test_summary_recovers_step_lengths():
     assert all(w == 10 and trip == 175 for _, w, trip in per_chunk)
     text = timeline_cell.format_rows(timeline_cell.summarise(stamps, ring, 1000.0), 1000.0)
     assert "MMA hold until release" in text and "50 ns" in text
+
+
+FP8RING = REPO / "docs" / "perf" / "experiments" / "2026-12-05"
+
+
+@pytest.mark.parametrize("name, ring", [("ablate-headsn-stream-fp8ring50.patch", "2 * STAGES"),
+                                        ("ablate-headsn-stream-fp8ring20.patch", "20")])
+def test_fp8ring_ablations_apply_and_render(tmp_path, monkeypatch, name, ring):
+    """The fp8-slot streaming ablations (the model test of docs/perf/README.md) apply to the checkout's
+    templates, take the timeline stamps, and render: the ring is re-cut into 4 KB slots over the same
+    bytes, the RoPE loaded as two raw chunks."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["git", "apply", "-p1", str(FP8RING / name)], cwd=tdir, check=True)
+    timeline_patch.patch(tdir)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache="fp8_e4m3"))
+    source = render(spec, plan_for(spec)).source
+    compile(source, "kernel.py", "exec")
+    assert "ABLATION noconv" in source and "ABLATION fp8ring" in source
+    assert f"RING = {ring}\n" in source
+    assert "assert RING * RAW_CHUNK_WORDS <= STAGES * RING_CHUNK_WORDS" in source
+    # the bf16 kernel is untouched by it (the fp8 branch of the template only)
+    bf16 = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
+    assert "ABLATION fp8ring" not in render(bf16, plan_for(bf16)).source
+
+
+def test_timeline_cell_ring_geometry():
+    from mlagen.bench import cell_spec
+    from mlagen.plan import plan_for
+
+    spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache="fp8_e4m3"))
+    plan = plan_for(spec)
+    assert timeline_cell.ring_geometry(spec, plan) == (plan.stages, 9)
+    assert timeline_cell.ring_geometry(spec, plan, 50, 10) == (50, 10)
+    with pytest.raises(SystemExit, match="cannot hold a tile"):
+        timeline_cell.ring_geometry(spec, plan, 8, 10)
+    with pytest.raises(SystemExit, match="must be positive"):
+        timeline_cell.ring_geometry(spec, plan, 0, 10)

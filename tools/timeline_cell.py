@@ -89,12 +89,27 @@ def format_rows(rows, mhz: float) -> str:
     return "\n".join(lines)
 
 
+def ring_geometry(spec, plan, ring: int | None = None, tile_chunks: int | None = None) -> tuple[int, int]:
+    """(ring slots, chunks per tile) the stamped kernel indexes its stamps by: the plan's, unless the
+    templates (an ablation) re-cut the ring, which the caller then states."""
+    from mlagen.plan import heads_n_tile_chunks
+
+    for name, value in (("--ring", ring), ("--tile-chunks", tile_chunks)):
+        if value is not None and value < 1:
+            raise SystemExit(f"timeline_cell: {name} must be positive, got {value}")
+    chunks = tile_chunks or heads_n_tile_chunks(spec)
+    ring = ring or plan.stages
+    if ring < chunks:
+        raise SystemExit(f"timeline_cell: a ring of {ring} slots cannot hold a tile of {chunks} chunks")
+    return ring, chunks
+
+
 def main() -> None:
     import torch
 
     import mlagen.jit
     from mlagen.bench import cell_spec, make_inputs, seqlens_for
-    from mlagen.plan import heads_n_tile_chunks, plan_for
+    from mlagen.plan import plan_for
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--h-q", type=int, default=16)
@@ -104,6 +119,11 @@ def main() -> None:
     ap.add_argument("--page", type=int, default=64)
     ap.add_argument("--cache", default=None, help="fp8_e4m3 for the packed fp8 cache")
     ap.add_argument("--mhz", type=float, default=1980.0, help="SM clock for the ns column (cycles are exact)")
+    # the stamps are indexed by the template's own ring geometry: an ablation that changes it (e.g.
+    # docs/perf/experiments/2026-12-05/ablate-headsn-stream-fp8ring50.patch: 50 slots, 10 chunks per tile)
+    # must say so, or the stamps are read with the wrong shape
+    ap.add_argument("--ring", type=int, default=None, help="ring slots, if the templates change the plan's")
+    ap.add_argument("--tile-chunks", type=int, default=None, help="ring chunks per tile, if the templates change it")
     args = ap.parse_args()
     tdir = os.environ.get("MLAGEN_TEMPLATE_DIR")
     if not tdir or "TL_T0" not in (Path(tdir) / "sm90" / "_heads_n.py.j2").read_text():
@@ -118,7 +138,7 @@ def main() -> None:
     parts = kernel.num_parts(args.s_q)
     ws = kernel.workspace(args.batch, args.s_q, q.device, parts)
     base = ws.partial_out.numel()
-    chunks = heads_n_tile_chunks(spec)
+    ring, chunks = ring_geometry(spec, plan, args.ring, args.tile_chunks)
     n64 = parts * TL_NT * chunks * TL_FIELDS
     ws.partial_out = torch.zeros(base + 2 * n64, dtype=torch.float32, device=q.device)
     for _ in range(3):
@@ -132,8 +152,8 @@ def main() -> None:
         raise SystemExit(f"timeline_cell: no CTA reached tile {TL_T0 + TL_NT - 1} of its share: the window needs "
                          f"at least {TL_T0 + TL_NT} tiles per CTA (batch 128 at s_k 8192 or more)")
     print(f"{spec.key} plan {plan.tag}, batch {args.batch}, s_k {args.s_k}: {recorded}/{parts} CTAs stamped "
-          f"tiles {TL_T0}..{TL_T0 + TL_NT - 1}; ring {plan.stages} chunks of {chunks} per tile")
-    print(format_rows(summarise(stamps, plan.stages, args.mhz), args.mhz))
+          f"tiles {TL_T0}..{TL_T0 + TL_NT - 1}; ring {ring} chunks of {chunks} per tile")
+    print(format_rows(summarise(stamps, ring, args.mhz), args.mhz))
     print("per ring chunk of a tile: median TMA wait for its slot, median issue -> release (cycles)")
     for c, wait, trip in by_chunk(stamps):
         print(f"  chunk {c}: wait {wait:8.0f}   round trip {trip:8.0f}")
