@@ -1,0 +1,247 @@
+"""Probe for the fp8 register-dequant design (docs/design/fp8-heads-n-register-dequant.md): S^T = K.Q^T
+with A = K built in registers from fp8 bytes in shared memory, by RS wgmma, in two MMA warpgroups that
+run the same code on different tiles.
+
+It checks the design's first two risks before the kernel is written:
+  1. ptxas keeps the RS wgmmas pipelined (no C751x serialisation warning) -- CPU only:
+         python tools/probes/rs_dequant_probe.py --compile-only
+  2. the fragment mapping and the column permutation of Q give S^T = K.Q^T exactly as the reference,
+     with the scale applied to the float32 accumulators per 128-column group -- on a GPU:
+         python tools/probes/rs_dequant_probe.py
+
+The mapping: for a 64-column latent chunk, wgmma's A fragment of quad lane q (lane % 4) holds, per
+16-column k-step s, contraction indices 2q, 2q+1, 2q+8, 2q+9. They are mapped to the chunk's bytes
+16q + 4s + {0, 1, 2, 3}, so a thread's A values for all four k-steps of a chunk are one 16-byte run of
+the token's fp8 row (one 128-bit shared load per row, two rows per thread); Q's columns are permuted
+the same way when staged (``permute_q_columns``). The e4m3 -> bf16 conversion is exact (bit moves and
+one multiply by 2^120 in bf16), and the per-token scale multiplies the float32 accumulator of its
+128-column group afterwards.
+"""
+
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+TOKENS = 64
+LATENT = 512
+GROUP = 128
+Q_ROWS = 16
+WARPGROUPS = 2
+
+
+def permute_q_columns(latent: int = LATENT) -> np.ndarray:
+    """perm[L] = the cache column that logical contraction index L multiplies (per 64-column chunk)."""
+    perm = np.empty(latent, dtype=np.int64)
+    for chunk in range(latent // 64):
+        for s in range(4):
+            for p in range(16):
+                q, j = (p // 2, p % 2) if p < 8 else ((p - 8) // 2, 2 + p % 2)
+                perm[chunk * 64 + s * 16 + p] = chunk * 64 + 16 * q + 4 * s + j
+    return perm
+
+
+def e4m3_to_bf16_bits(byte: np.ndarray) -> np.ndarray:
+    """What the probe's conversion computes per byte, before the multiply by 2^120: bf16 bits reading
+    2^-120 times the e4m3 value (sign to bit 15, the 7 other bits shifted by 4)."""
+    byte = byte.astype(np.uint32)
+    return (((byte << 8) & 0x8000) | ((byte << 4) & 0x07F0)).astype(np.uint16)
+
+
+def reference(k_fp8_bytes: np.ndarray, scales: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """float64 S^T per warpgroup: (wg, token, q_row) from e4m3 bytes (wg, token, LATENT), scales (wg, token, 4)."""
+    import torch
+
+    vals = torch.from_numpy(k_fp8_bytes).view(torch.float8_e4m3fn).to(torch.float64).numpy()
+    vals = vals * np.repeat(scales.astype(np.float64), GROUP, axis=-1)
+    return np.einsum("wtc,nc->wtn", vals, q.astype(np.float64))
+
+
+def build():
+    import cutlass
+    import cutlass.cute as cute
+    import cutlass.utils.hopper_helpers as sm90_utils
+    from cutlass import BFloat16, Float32, Int32
+    from cutlass._mlir.dialects import llvm
+    from cutlass.cute.nvgpu import warpgroup
+    from cutlass.cute.nvgpu import OperandMajorMode
+    from cutlass.cute.nvgpu.warpgroup import OperandSource
+    from cutlass.cutlass_dsl import T
+
+    def pair_to_bf16x2(word, half: int):
+        # bytes 2*half, 2*half+1 of word -> two bf16 of the same e4m3 values: sign to bit 15,
+        # exponent+mantissa shifted into bf16's (value * 2^-120, exact, subnormals too), then one
+        # packed multiply by 2^120 (exact: the results are normal bf16)
+        sel = "0x5150" if half == 0 else "0x5352"   # result bytes: b, 0, b+1, 0
+        asm = ("{\n.reg .b32 t, s, m, c;\n"
+               f"prmt.b32 t, $1, 0, {sel};\n"
+               "shl.b32 s, t, 8;\n"
+               "shl.b32 m, t, 4;\n"
+               "and.b32 s, s, 0x80008000;\n"
+               "and.b32 m, m, 0x07F007F0;\n"
+               "or.b32 t, s, m;\n"
+               "mov.b32 c, 0x7B807B80;\n"   # 2^120 as a bf16 pair
+               "mul.rn.bf16x2 $0, t, c;\n"
+               "}")
+        return Int32(llvm.inline_asm(T.i32(), [Int32(word).ir_value()], asm, "=r,r"))
+
+    class Probe:
+        @cute.jit
+        def __call__(self, k_ptr: cute.Pointer, sc_ptr: cute.Pointer, q_ptr: cute.Pointer,
+                     out_ptr: cute.Pointer, stream):
+            mma = sm90_utils.make_trivial_tiled_mma(
+                BFloat16, BFloat16, OperandMajorMode.K, OperandMajorMode.K, Float32, (1, 1, 1),
+                (TOKENS, Q_ROWS), a_source=OperandSource.RMEM)
+            atom = warpgroup.make_smem_layout_atom(
+                sm90_utils.get_smem_layout_atom(cutlass.utils.LayoutEnum.ROW_MAJOR, BFloat16, 64), BFloat16)
+            sQ_layout = cute.tile_to_shape(atom, (Q_ROWS, LATENT), order=(0, 1))
+
+            @cute.struct
+            class Storage:
+                sK: cute.struct.Align[cute.struct.MemRange[Int32, WARPGROUPS * TOKENS * LATENT // 4], 1024]
+                sQ: cute.struct.Align[cute.struct.MemRange[BFloat16, cute.cosize(sQ_layout)], 1024]
+
+            self.storage = Storage
+            self.kernel(mma, k_ptr, sc_ptr, q_ptr, out_ptr, sQ_layout).launch(
+                grid=[1, 1, 1], block=[128 * WARPGROUPS, 1, 1], stream=stream)
+
+        @cute.kernel
+        def kernel(self, mma: cute.TiledMma, k_ptr: cute.Pointer, sc_ptr: cute.Pointer, q_ptr: cute.Pointer,
+                   out_ptr: cute.Pointer, sQ_layout: cute.ComposedLayout):
+            tidx, _, _ = cute.arch.thread_idx()
+            smem = cutlass.utils.SmemAllocator()
+            st = smem.allocate(self.storage)
+            sQ = st.sQ.get_tensor(sQ_layout.outer, swizzle=sQ_layout.inner)
+            ROW_WORDS = LATENT // 4
+            sK = st.sK.get_tensor(cute.make_layout((WARPGROUPS * TOKENS, ROW_WORDS), stride=(ROW_WORDS, 1)))
+            gK = cute.make_tensor(k_ptr, cute.make_layout((WARPGROUPS * TOKENS, ROW_WORDS), stride=(ROW_WORDS, 1)))
+            gQ = cute.make_tensor(q_ptr, cute.make_layout((Q_ROWS, LATENT), stride=(LATENT, 1)))
+            for i in cutlass.range(tidx, WARPGROUPS * TOKENS * ROW_WORDS, 128 * WARPGROUPS, unroll=1):
+                sK[i // ROW_WORDS, i % ROW_WORDS] = gK[i // ROW_WORDS, i % ROW_WORDS]
+            for i in cutlass.range(tidx, Q_ROWS * LATENT, 128 * WARPGROUPS, unroll=1):
+                sQ[i // LATENT, i % LATENT] = gQ[i // LATENT, i % LATENT]   # already permuted by the host
+            cute.arch.fence_proxy("async.shared", space="cta")
+            cute.arch.barrier()
+
+            wg = tidx // 128
+            ctid = tidx % 128
+            lane = ctid % 32
+            row = (ctid // 32) * 16 + lane // 4    # this thread's tokens: row and row + 8
+            quad = lane % 4
+            thr = mma.get_slice(ctid)
+            tSrQ = mma.make_fragment_B(thr.partition_B(sQ))
+            tSrK = mma.make_fragment_A(thr.partition_shape_A((TOKENS, LATENT)))
+            acc_shape = thr.partition_shape_C((TOKENS, Q_ROWS))
+            accs = [thr.make_fragment_C(acc_shape) for _ in range(LATENT // GROUP)]
+            # one 16-byte run per row per 64-column chunk: words w0..w3 of rows row, row + 8
+            tok0 = wg * TOKENS + row
+            for c in cutlass.range_constexpr(LATENT // 64):
+                lo = cute.make_rmem_tensor((4,), Int32)
+                hi = cute.make_rmem_tensor((4,), Int32)
+                cute.autovec_copy(cute.local_tile(sK[tok0, None], (4,), (c * 4 + quad,)), lo)
+                cute.autovec_copy(cute.local_tile(sK[tok0 + 8, None], (4,), (c * 4 + quad,)), hi)
+                for s in cutlass.range_constexpr(4):
+                    frag = cute.recast_tensor(tSrK[None, 0, c * 4 + s], Int32)
+                    frag[0] = pair_to_bf16x2(lo[s], 0)   # (row, 2q..2q+1)
+                    frag[1] = pair_to_bf16x2(hi[s], 0)   # (row + 8, 2q..2q+1)
+                    frag[2] = pair_to_bf16x2(lo[s], 1)   # (row, 2q+8..2q+9)
+                    frag[3] = pair_to_bf16x2(hi[s], 1)   # (row + 8, 2q+8..2q+9)
+            warpgroup.fence()
+            for g in cutlass.range_constexpr(LATENT // GROUP):
+                for k in cutlass.range_constexpr(GROUP // 16):
+                    mma.set(warpgroup.Field.ACCUMULATE, k != 0)
+                    step = g * (GROUP // 16) + k
+                    cute.gemm(mma, accs[g], tSrK[None, None, step], tSrQ[None, None, step], accs[g])
+            warpgroup.commit_group()
+            warpgroup.wait_group(0)
+            # S = sum_g scale[token, g] * acc_g; an accumulator element i is row (i // 2) % 2 * 8 + row
+            tScS = thr.partition_C(cute.make_identity_tensor((TOKENS, Q_ROWS)))
+            gSc = cute.make_tensor(sc_ptr, cute.make_layout((WARPGROUPS * TOKENS, LATENT // GROUP),
+                                                            stride=(LATENT // GROUP, 1)))
+            gOut = cute.make_tensor(out_ptr, cute.make_layout((WARPGROUPS * TOKENS, Q_ROWS), stride=(Q_ROWS, 1)))
+            for i in cutlass.range_constexpr(cute.size(accs[0])):
+                t, n = tScS[i]
+                total = Float32(0.0)
+                for g in cutlass.range_constexpr(LATENT // GROUP):
+                    total = total + gSc[wg * TOKENS + t, g] * accs[g][i]
+                gOut[wg * TOKENS + t, n] = total
+
+    import cutlass.cute.runtime as rt
+
+    gmem = cute.AddressSpace.gmem
+    fake = (rt.make_ptr(Int32, 0, gmem, assumed_align=16), rt.make_ptr(Float32, 0, gmem, assumed_align=16),
+            rt.make_ptr(BFloat16, 0, gmem, assumed_align=16), rt.make_ptr(Float32, 0, gmem, assumed_align=16),
+            rt.make_fake_stream())
+    dump = tempfile.mkdtemp(prefix="rs-probe-")
+    compiled = cute.compile(Probe(), *fake, options=f"--keep-ptx --dump-dir={dump}")
+    ptx = sorted(Path(dump).glob("*.ptx"))
+    if not ptx:
+        return compiled, None
+    # the dumped PTX may end in NUL padding, which ptxas refuses
+    clean = Path(dump) / "probe.clean.ptx"
+    clean.write_bytes(ptx[-1].read_bytes().rstrip(b"\0"))
+    return compiled, clean
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compile-only", action="store_true", help="compile for sm_90a and run ptxas; no GPU needed")
+    args = ap.parse_args()
+    os.environ.setdefault("CUTE_DSL_ARCH", "sm_90a")
+    os.environ.setdefault("CUTE_DSL_DISABLE_FILE_CACHING", "1")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from mlagen.ptxas import check_ptx
+
+    compiled, ptx = build()
+    if ptx is None:
+        raise SystemExit("rs_dequant_probe: the DSL wrote no PTX")
+    report = check_ptx(ptx)
+    print(f"ptxas: {report}")
+    if report.serialized:
+        raise SystemExit("rs_dequant_probe: ptxas serialises the RS wgmmas: " + "; ".join(report.serialized))
+    if args.compile_only:
+        return
+
+    import torch
+
+    rng = np.random.default_rng(0)
+    vals = torch.from_numpy(rng.standard_normal((WARPGROUPS, TOKENS, LATENT)).astype(np.float32))
+    k_bytes = vals.to(torch.float8_e4m3fn).view(torch.uint8).numpy()
+    # scales over a wide range, small ones too (the conversion must be exact for any)
+    scales = np.exp2(rng.integers(-20, 10, size=(WARPGROUPS, TOKENS, LATENT // GROUP))).astype(np.float32)
+    q = rng.standard_normal((Q_ROWS, LATENT)).astype(np.float32)
+    q_bf16 = torch.from_numpy(q).to(torch.bfloat16)
+    want = reference(k_bytes, scales, q_bf16.float().numpy())
+    perm = torch.from_numpy(permute_q_columns())
+    dev = torch.device("cuda")
+    k_dev = torch.from_numpy(k_bytes).to(dev).view(torch.int32).contiguous()
+    sc_dev = torch.from_numpy(scales).to(dev)
+    q_dev = q_bf16.to(dev)[:, perm].contiguous()
+    out = torch.full((WARPGROUPS * TOKENS, Q_ROWS), float("nan"), device=dev)
+    import cuda.bindings.driver as cuda_driver
+    import cutlass.cute as cute
+    from cutlass import BFloat16, Float32, Int32
+    from cutlass.cute.runtime import make_ptr
+
+    gmem = cute.AddressSpace.gmem
+    compiled(make_ptr(Int32, k_dev.data_ptr(), gmem, assumed_align=16),
+             make_ptr(Float32, sc_dev.data_ptr(), gmem, assumed_align=16),
+             make_ptr(BFloat16, q_dev.data_ptr(), gmem, assumed_align=16),
+             make_ptr(Float32, out.data_ptr(), gmem, assumed_align=16),
+             cuda_driver.CUstream(torch.cuda.current_stream().cuda_stream))
+    torch.cuda.synchronize()
+    got = out.cpu().numpy().reshape(WARPGROUPS, TOKENS, Q_ROWS)
+    # float32 accumulation of exact products: relative to the row's magnitude
+    err = np.abs(got - want).max() / np.abs(want).max()
+    print(f"max |S^T - reference| / max |reference| = {err:.3g}")
+    if not np.isfinite(got).all() or err > 1e-5:
+        raise SystemExit("rs_dequant_probe: S^T does not match the reference")
+    print("rs_dequant_probe: S^T matches the reference")
+
+
+if __name__ == "__main__":
+    main()
