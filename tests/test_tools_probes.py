@@ -1,7 +1,7 @@
 """tools/probes/rs_dequant_probe.py without a GPU: the column permutation gives each quad lane one
 16-byte run per row and 64-column chunk, the bit conversion reads the e4m3 values exactly (up to the
 2^-120 it documents), S^T through the permutation equals K.Q^T, and the probe compiles for sm_90a with
-its RS wgmmas unserialised."""
+its RS wgmmas unserialised (both products: 64 wgmmas, 32 128-bit shared loads)."""
 
 import subprocess
 import sys
@@ -23,6 +23,19 @@ def test_permutation_gives_each_quad_one_run_per_chunk():
             logical = [chunk * 64 + s * 16 + p for s in range(4) for p in (2 * q, 2 * q + 1, 2 * q + 8, 2 * q + 9)]
             # in fragment order (k-step, then the four positions): 16 consecutive bytes at 16q
             assert perm[logical].tolist() == list(range(chunk * 64 + 16 * q, chunk * 64 + 16 * q + 16))
+
+
+def test_value_columns_give_each_thread_one_run_in_one_scale_group():
+    # every (m-block, row) holds a distinct value column
+    cols = [probe.value_column(b, m) for b in range(8) for m in range(64)]
+    assert sorted(cols) == list(range(probe.LATENT))
+    for warp in range(4):
+        for r in range(8):
+            rows = [16 * warp + r + 8 * h for h in (0, 1)]
+            mine = sorted(probe.value_column(b, m) for b in range(8) for m in rows)
+            start = 16 * (8 * warp + r)
+            assert mine == list(range(start, start + 16))   # one 128-bit load per token
+            assert {c // probe.GROUP for c in mine} == {warp}   # one scale per token for all 8 blocks
 
 
 def test_bit_conversion_reads_e4m3_exactly():
@@ -57,3 +70,4 @@ def test_probe_compiles_with_unserialised_rs_wgmmas():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "serialized=()" in proc.stdout and "spill_store_bytes=0" in proc.stdout
+    assert "PTX: 64 wgmma, 32 ld.shared.v4," in proc.stdout
