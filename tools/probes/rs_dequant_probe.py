@@ -40,6 +40,10 @@ LATENT = 512
 GROUP = 128
 Q_ROWS = 16
 WARPGROUPS = 2
+# The e4m3 -> bf16 bit moves (per 16-bit half; the kernel's PTX applies them to a pair at once):
+# the sign to bit 15, the other 7 bits shifted by 4 into bf16's exponent and mantissa
+SIGN_SHIFT, SIGN_MASK = 8, 0x8000
+MAG_SHIFT, MAG_MASK = 4, 0x07F0
 
 
 def permute_q_columns(latent: int = LATENT) -> np.ndarray:
@@ -57,7 +61,7 @@ def e4m3_to_bf16_bits(byte: np.ndarray) -> np.ndarray:
     """What the probe's conversion computes per byte, before the multiply by 2^120: bf16 bits reading
     2^-120 times the e4m3 value (sign to bit 15, the 7 other bits shifted by 4)."""
     byte = byte.astype(np.uint32)
-    return (((byte << 8) & 0x8000) | ((byte << 4) & 0x07F0)).astype(np.uint16)
+    return (((byte << SIGN_SHIFT) & SIGN_MASK) | ((byte << MAG_SHIFT) & MAG_MASK)).astype(np.uint16)
 
 
 def value_column(block: int, m: int) -> int:
@@ -66,22 +70,22 @@ def value_column(block: int, m: int) -> int:
     return 16 * (8 * w + r) + 2 * block + h
 
 
-def reference_ov(k_fp8_bytes: np.ndarray, scales: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """float64 O^T per warpgroup: (wg, q_row, value column) = P (wg, q_row, token) . (scaled V)."""
+def dequantized(k_fp8_bytes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """float64 latent (wg, token, LATENT) from e4m3 bytes and per-token scales (wg, token, LATENT // GROUP)."""
     import torch
 
     vals = torch.from_numpy(k_fp8_bytes).view(torch.float8_e4m3fn).to(torch.float64).numpy()
-    vals = vals * np.repeat(scales.astype(np.float64), GROUP, axis=-1)
-    return np.einsum("wnt,wtc->wnc", p.astype(np.float64), vals)
+    return vals * np.repeat(scales.astype(np.float64), GROUP, axis=-1)
+
+
+def reference_ov(k_fp8_bytes: np.ndarray, scales: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """float64 O^T per warpgroup: (wg, q_row, value column) = P (wg, q_row, token) . (scaled V)."""
+    return np.einsum("wnt,wtc->wnc", p.astype(np.float64), dequantized(k_fp8_bytes, scales))
 
 
 def reference(k_fp8_bytes: np.ndarray, scales: np.ndarray, q: np.ndarray) -> np.ndarray:
     """float64 S^T per warpgroup: (wg, token, q_row) from e4m3 bytes (wg, token, LATENT), scales (wg, token, 4)."""
-    import torch
-
-    vals = torch.from_numpy(k_fp8_bytes).view(torch.float8_e4m3fn).to(torch.float64).numpy()
-    vals = vals * np.repeat(scales.astype(np.float64), GROUP, axis=-1)
-    return np.einsum("wtc,nc->wtn", vals, q.astype(np.float64))
+    return np.einsum("wtc,nc->wtn", dequantized(k_fp8_bytes, scales), q.astype(np.float64))
 
 
 def build():
@@ -98,10 +102,10 @@ def build():
     # e4m3 bytes in bytes 0 and 2 of t (bytes 1 and 3 are ignored: the masks drop them) -> two bf16
     # reading 2^-120 of their values (sign to bit 15, the 7 other bits shifted by 4: exact, subnormals
     # too), then one packed multiply by the pair's multipliers (2^120 times a scale, as bf16)
-    CONVERT = ("shl.b32 s, t, 8;\n"
-               "shl.b32 m, t, 4;\n"
-               "and.b32 s, s, 0x80008000;\n"
-               "and.b32 m, m, 0x07F007F0;\n"
+    CONVERT = (f"shl.b32 s, t, {SIGN_SHIFT};\n"
+               f"shl.b32 m, t, {MAG_SHIFT};\n"
+               f"and.b32 s, s, {SIGN_MASK | SIGN_MASK << 16:#010x};\n"
+               f"and.b32 m, m, {MAG_MASK | MAG_MASK << 16:#010x};\n"
                "or.b32 t, s, m;\n"
                "mul.rn.bf16x2 $0, t, $3;\n")
 
