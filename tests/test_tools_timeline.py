@@ -75,6 +75,10 @@ def test_summary_recovers_step_lengths():
     # chunk g + ring is issued 1000 * ring + 10 after chunk g's stamp 0; g was released 185 after it
     assert rows["release -> next copy into the slot"] == (2 * (nt * chunks - ring), 1000 * ring + 10 - 185)
     assert rows["tile pace, TMA (chunk 0 issued)"] == (2 * (nt - 1), 1000 * chunks)
+    # chunk g + 1's wait begins 1000 after chunk g's, whose copy was issued 10 after its own wait began
+    assert rows["TMA issue -> next wait, within a tile"] == (2 * nt * (chunks - 1), 990)
+    assert rows["TMA issue -> next wait, tile boundary"] == (2 * (nt - 1), 990)
+    assert rows["mean tile pace per CTA (TMA)"] == (2, 1000 * chunks)
     per_chunk = timeline_cell.by_chunk(stamps)
     assert [c for c, _, _ in per_chunk] == list(range(chunks))
     assert all(w == 10 and trip == 175 for _, w, trip in per_chunk)

@@ -13,7 +13,9 @@ room past the split-KV workspace, runs the bench's inputs, and prints per step t
   TMA wait for a free slot (0->1), issue -> converter sees it landed (1->2), conversion (2->3),
   -> MMA sees it full (3->4, or 1->4 without converters), MMA hold until release (4->5),
   release -> the TMA warp's next copy into that slot (5 -> 1 of the chunk RING later),
-  and the pace of tiles (TMA issue of chunk 0, MMA's first full chunk: tile to tile).
+  the pace of tiles (TMA issue of chunk 0, MMA's first full chunk: tile to tile, and each CTA's mean
+  over the window), and the TMA warp's time from one copy's issue to its next wait (within a tile;
+  at a tile boundary, where it also reads the block table and issues the scale copies).
 """
 
 from __future__ import annotations
@@ -62,6 +64,19 @@ def summarise(stamps: np.ndarray, ring: int, mhz: float) -> list[tuple[str, int,
         t = stamps[:, :, 0, field]
         ok = (t[:, 1:] != 0) & (t[:, :-1] != 0)
         add(name, (t[:, 1:] - t[:, :-1])[ok])
+    # The TMA warp's own time between copies: chunk g issued (1) -> its wait for chunk g + 1 begins (0).
+    # Within a tile that is one copy's issue; across a tile boundary it also holds the block-table
+    # read and the scale copies (fp8), so the two are reported apart.
+    gap_in = flat[:, 1:, 0] - flat[:, :-1, 1]
+    ok = (flat[:, 1:, 0] != 0) & (flat[:, :-1, 1] != 0)
+    boundary = (np.arange(1, nt * chunks) % chunks) == 0
+    add("TMA issue -> next wait, within a tile", gap_in[:, ~boundary][ok[:, ~boundary]])
+    add("TMA issue -> next wait, tile boundary", gap_in[:, boundary][ok[:, boundary]])
+    # The mean pace of each CTA over the window (first to last tile's chunk 0 issue): the median of the
+    # tile-to-tile pace above hides slow tiles, and the kernel's time is the mean
+    t = stamps[:, :, 0, 1]
+    full = (t != 0).all(axis=1)
+    add("mean tile pace per CTA (TMA)", (t[full, -1] - t[full, 0]) / max(nt - 1, 1))
     return rows
 
 
@@ -124,6 +139,7 @@ def main() -> None:
     # must say so, or the stamps are read with the wrong shape
     ap.add_argument("--ring", type=int, default=None, help="ring slots, if the templates change the plan's")
     ap.add_argument("--tile-chunks", type=int, default=None, help="ring chunks per tile, if the templates change it")
+    ap.add_argument("--save", default=None, help="also save the raw stamps here (numpy .npy)")
     args = ap.parse_args()
     tdir = os.environ.get("MLAGEN_TEMPLATE_DIR")
     if not tdir or "TL_T0" not in (Path(tdir) / "sm90" / "_heads_n.py.j2").read_text():
@@ -154,6 +170,9 @@ def main() -> None:
     print(f"{spec.key} plan {plan.tag}, batch {args.batch}, s_k {args.s_k}: {recorded}/{parts} CTAs stamped "
           f"tiles {TL_T0}..{TL_T0 + TL_NT - 1}; ring {ring} chunks of {chunks} per tile")
     print(format_rows(summarise(stamps, ring, args.mhz), args.mhz))
+    if args.save:
+        np.save(args.save, stamps)
+        print(f"raw stamps (parts, tiles, chunks, fields) saved to {args.save}")
     print("per ring chunk of a tile: median TMA wait for its slot, median issue -> release (cycles)")
     for c, wait, trip in by_chunk(stamps):
         print(f"  chunk {c}: wait {wait:8.0f}   round trip {trip:8.0f}")
