@@ -127,3 +127,19 @@ def test_timeline_cell_ring_geometry():
         timeline_cell.ring_geometry(spec, plan, 8, 10)
     with pytest.raises(SystemExit, match="must be positive"):
         timeline_cell.ring_geometry(spec, plan, 0, 10)
+
+
+def test_spans_read_the_globaltimer_stamps():
+    parts, nt, chunks = 2, 4, 3
+    stamps = np.zeros((parts, nt, chunks, timeline_patch.TL_FIELDS), dtype=np.int64)
+    for p in range(parts):
+        for t in range(nt):
+            stamps[p, t, 0, 1] = 10_000 + 3000 * t          # 3000 cycles per tile ...
+            stamps[p, t, 0, 6] = 5_000_000 + 2000 * t       # ... in 2000 ns: a 1500 MHz clock
+        stamps[p, 0, 1, 7] = 5_000_000 + 1000 * p           # TMA warp starts: 0 and 1 us
+        stamps[p, 0, 2, 7] = 5_000_000 + 400_000 + 100_000 * p   # last copies: 400 and 500 us
+    clock, span = timeline_cell.spans(stamps)
+    assert "median 1500 MHz" in clock and "mean tile pace 2000 ns" in clock
+    assert "starts 0.0-1.0" in span and "max 500.0" in span and "span median 449.5" in span
+    stamps[:, :, :, 6:] = 0   # stamps without the globaltimer fields: nothing claimed
+    assert timeline_cell.spans(stamps) == []

@@ -15,7 +15,9 @@ room past the split-KV workspace, runs the bench's inputs, and prints per step t
   release -> the TMA warp's next copy into that slot (5 -> 1 of the chunk RING later),
   the pace of tiles (TMA issue of chunk 0, MMA's first full chunk: tile to tile, and each CTA's mean
   over the window), and the TMA warp's time from one copy's issue to its next wait (within a tile;
-  at a tile boundary, where it also reads the block table and issues the scale copies).
+  at a tile boundary, where it also reads the block table and issues the scale copies);
+then, from %globaltimer stamps, the SM clock over the window and each CTA's span (the TMA warp's
+start to its last copy).
 """
 
 from __future__ import annotations
@@ -78,6 +80,32 @@ def summarise(stamps: np.ndarray, ring: int, mhz: float) -> list[tuple[str, int,
     full = (t != 0).all(axis=1)
     add("mean tile pace per CTA (TMA)", (t[full, -1] - t[full, 0]) / max(nt - 1, 1))
     return rows
+
+
+def spans(stamps: np.ndarray) -> list[str]:
+    """What %globaltimer (ns) says: the SM clock over each CTA's window (clock64 cycles per ns of chunk 0's
+    issues, first to last tile), and each CTA's span from its TMA warp's start to its last copy, which
+    shows how evenly the parts end (the kernel's time is the last one's end)."""
+    lines = []
+    clk, gt = stamps[:, :, 0, 1], stamps[:, :, 0, 6]
+    full = ((clk != 0) & (gt != 0)).all(axis=1)
+    if full.any():
+        dt_ns = (gt[full, -1] - gt[full, 0]).astype(np.float64)
+        mhz = (clk[full, -1] - clk[full, 0]) / np.maximum(dt_ns, 1) * 1e3
+        lines.append(f"SM clock over the window (from %globaltimer): median {np.median(mhz):.0f} MHz "
+                     f"(p10 {np.percentile(mhz, 10):.0f}, p90 {np.percentile(mhz, 90):.0f}); mean tile pace "
+                     f"{np.median(dt_ns) / max(stamps.shape[1] - 1, 1):.0f} ns (median over CTAs)")
+    start, end = stamps[:, 0, 1, 7], stamps[:, 0, 2, 7]
+    ok = (start != 0) & (end != 0)
+    if ok.any():
+        t0 = start[ok].min()
+        s_us, e_us = (start[ok] - t0) / 1e3, (end[ok] - t0) / 1e3
+        d = e_us - s_us
+        lines.append(f"TMA warps' spans ({int(ok.sum())} parts, us from the first start): starts {s_us.min():.1f}-"
+                     f"{s_us.max():.1f}; last copies p10 {np.percentile(e_us, 10):.1f}, median "
+                     f"{np.median(e_us):.1f}, p90 {np.percentile(e_us, 90):.1f}, max {e_us.max():.1f}; "
+                     f"span median {np.median(d):.1f}")
+    return lines
 
 
 def by_chunk(stamps: np.ndarray) -> list[tuple[int, float, float]]:
@@ -170,6 +198,8 @@ def main() -> None:
     print(f"{spec.key} plan {plan.tag}, batch {args.batch}, s_k {args.s_k}: {recorded}/{parts} CTAs stamped "
           f"tiles {TL_T0}..{TL_T0 + TL_NT - 1}; ring {ring} chunks of {chunks} per tile")
     print(format_rows(summarise(stamps, ring, args.mhz), args.mhz))
+    for line in spans(stamps):
+        print(line)
     if args.save:
         np.save(args.save, stamps)
         print(f"raw stamps (parts, tiles, chunks, fields) saved to {args.save}")

@@ -9,6 +9,9 @@ past the region the kernel and the combine use (the runner allocates the room):
   0 TMA warp, before its wait for the chunk's ring slot    1 TMA warp, slot free, copy issued next
   2 converting warp, the fp8 chunk has landed (fp8 only)   3 converting warp, chunk converted (fp8)
   4 MMA warpgroup (thread 0), chunk seen full              5 MMA warpgroup (thread 0), chunk released
+  6 with stamp 1 of chunk 0: %globaltimer (ns), so the SM clock in the window is measured, not assumed
+and, in window tile 0 of every part (a CTA of any length), field 7 of chunk 1 / chunk 2: %globaltimer
+when the TMA warp starts its work / after its last copy, for the CTAs' spans and the kernel's makespan.
 The stamps are a measurement aid, never part of a product kernel: the edits apply to a copy (also
 on top of the ablation patches of docs/perf/experiments/, e.g. ablate-headsn-stream.patch).
 """
@@ -38,6 +41,10 @@ def _clock64():
     return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %clock64;", "=l", has_side_effects=True))
 
 
+def _globaltimer():
+    return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %globaltimer;", "=l", has_side_effects=True))
+
+
 def _any_thread(flag, barrier_id, threads):''')
     # a stamp helper on the class, next to ring_slot
     s = _rep(s, '''    @cute.jit
@@ -50,6 +57,17 @@ def _any_thread(flag, barrier_id, threads):''')
             base = (num_parts * 2 * H_KV * m_blocks * BLOCK_M * LATENT) // 2
             idx = base + ((part * TL_NT + seq - TL_T0) * TILE_CHUNKS + chunk) * TL_FIELDS + field
             cute.make_tensor(words + idx, cute.make_layout((1,)))[0] = _clock64()
+            if field == 1 and chunk == 0:
+                cute.make_tensor(words + idx + 5, cute.make_layout((1,)))[0] = _globaltimer()
+
+    @cute.jit
+    def stamp_span(self, tl, which):
+        """Timeline: %globaltimer into field 7 of part tl[1]'s window tile 0, chunk 1 + which (0 start, 1 end)."""
+        ws_o_ptr, part, num_parts, m_blocks = tl
+        words = cute.recast_ptr(ws_o_ptr, dtype=Int64)
+        base = (num_parts * 2 * H_KV * m_blocks * BLOCK_M * LATENT) // 2
+        idx = base + (part * TL_NT * TILE_CHUNKS + 1 + which) * TL_FIELDS + 7
+        cute.make_tensor(words + idx, cute.make_layout((1,)))[0] = _globaltimer()
 
     @cute.jit
     def ring_slot(self, chunk):''')
@@ -86,6 +104,15 @@ def _any_thread(flag, barrier_id, threads):''')
                f"                    if cute.arch.lane_idx() == 0 and m_block == 0 and kv_head == 0:\n"
                f"                        self.stamp(tl, seq, {chunk_expr}, 1)\n")
         s = _rep(s, old, new, count=s.count(old) if chunk_expr == "c" else 1)
+    # TMA warp: its first and last moments (globaltimer), for each CTA's span
+    s = _rep(s, "        seq = Int32(0)  # tiles issued so far\n",
+             "        seq = Int32(0)  # tiles issued so far\n"
+             "        if cute.arch.lane_idx() == 0 and m_block == 0 and kv_head == 0:\n"
+             "            self.stamp_span(tl, 0)\n")
+    s = _rep(s, "            tile0 = Int32(0)\n\n{% if c.fp8 %}\n    # ----",
+             "            tile0 = Int32(0)\n"
+             "        if cute.arch.lane_idx() == 0 and m_block == 0 and kv_head == 0:\n"
+             "            self.stamp_span(tl, 1)\n\n{% if c.fp8 %}\n    # ----")
     # converting warps: pass the tile's seq down; stamp after the waits and before the ring-full arrive
     if "def convert(" in s:
         s = _rep(s, "    def convert(self, sRaw, sScale, sKw, bars, mLens, work, cwarp):",
