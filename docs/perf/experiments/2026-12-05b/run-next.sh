@@ -5,7 +5,8 @@
 # root on the GPU host after `. ./.devkit/prelude.sh`; results under $OUT, default ./next-out-1205b):
 #   1. same-run A/B at h_q 16 and 32, 16k, fp8 (and bf16 h_q 16): main with its tile's copies issued
 #      back to back after all slot waits (`batch`), main with the block table read a tile ahead (`bt1`),
-#      both checked against the reference, and ablations
+#      main with an L2 evict-first policy on the cache copies (`ef`),
+#      all three checked against the reference, and ablations
 #      (no check): `stream`, `stream` + no block-table read (`snobt`), main + no block-table read
 #      (`nobt`), `stream` + batched issue (`sbatch`);
 #   2. timelines (tools/timeline_cell.py, now with the TMA warp's issue-to-next-wait gaps and each
@@ -26,8 +27,9 @@ cp -r "$w/stream" "$w/snobt" && patch -s -d "$w/snobt" -p1 < $E/ablate-headsn-st
 cp -r templates "$w/bt1" && patch -s -d "$w/bt1" -p1 < $E/headsn-bt-ahead.patch
 cp -r templates "$w/nobt" && patch -s -d "$w/nobt" -p1 < $E/ablate-headsn-stream-nobt.patch
 cp -r "$w/stream" "$w/sbatch" && patch -s -d "$w/sbatch" -p1 < $E4/headsn-batched-tma-issue.patch
+cp -r templates "$w/ef" && patch -s -d "$w/ef" -p1 < $E/headsn-kv-evict-first.patch
 JOBS=15 ROUNDS=3 AB_NO_CHECK=stream,snobt,nobt,sbatch \
-  VARIANTS=batch=$w/batch,bt1=$w/bt1,stream=$w/stream,snobt=$w/snobt,nobt=$w/nobt,sbatch=$w/sbatch \
+  VARIANTS=batch=$w/batch,bt1=$w/bt1,ef=$w/ef,stream=$w/stream,snobt=$w/snobt,nobt=$w/nobt,sbatch=$w/sbatch \
   NEW_CACHE=$MLAGEN_CACHE_DIR timeout 330 python tools/ab_templates.py \
   16,1,128,16384,fp8_e4m3 32,1,128,16384,fp8_e4m3 16,1,128,16384 2>&1 | tee "$OUT/ab.txt" | grep -v "^ *$" | tail -8
 echo "t=$(( $(date +%s) - t0 ))"
