@@ -28,18 +28,25 @@ cp -r templates "$w/bt1" && patch -s -d "$w/bt1" -p1 < $E/headsn-bt-ahead.patch
 cp -r templates "$w/nobt" && patch -s -d "$w/nobt" -p1 < $E/ablate-headsn-stream-nobt.patch
 cp -r "$w/stream" "$w/sbatch" && patch -s -d "$w/sbatch" -p1 < $E4/headsn-batched-tma-issue.patch
 cp -r templates "$w/ef" && patch -s -d "$w/ef" -p1 < $E/headsn-kv-evict-first.patch
-JOBS=15 ROUNDS=3 AB_NO_CHECK=stream,snobt,nobt,sbatch \
-  VARIANTS=batch=$w/batch,bt1=$w/bt1,ef=$w/ef,stream=$w/stream,snobt=$w/snobt,nobt=$w/nobt,sbatch=$w/sbatch \
+# SHORT=1 (a call with less device time left): the two correct variants and the two main ablations,
+# the main timeline only, no cluster sweep
+if [[ ${SHORT:-0} == 1 ]]; then
+  variants=bt1=$w/bt1,ef=$w/ef,stream=$w/stream,nobt=$w/nobt; no_check=stream,nobt; timelines=tl
+else
+  variants=batch=$w/batch,bt1=$w/bt1,ef=$w/ef,stream=$w/stream,snobt=$w/snobt,nobt=$w/nobt,sbatch=$w/sbatch
+  no_check=stream,snobt,nobt,sbatch; timelines="tl tls"
+fi
+JOBS=15 ROUNDS=3 AB_NO_CHECK=$no_check VARIANTS=$variants \
   NEW_CACHE=$MLAGEN_CACHE_DIR timeout 330 python tools/ab_templates.py \
   16,1,128,16384,fp8_e4m3 32,1,128,16384,fp8_e4m3 16,1,128,16384 2>&1 | tee "$OUT/ab.txt" | grep -v "^ *$" | tail -8
 echo "t=$(( $(date +%s) - t0 ))"
 cp -r templates "$w/tl" && python tools/timeline_patch.py "$w/tl"
 cp -r "$w/stream" "$w/tls" && python tools/timeline_patch.py "$w/tls"
-for v in tl tls; do
+for v in $timelines; do
   MLAGEN_TEMPLATE_DIR=$w/$v timeout 100 python tools/timeline_cell.py --h-q 16 --s-k 16384 --cache fp8_e4m3 \
     --save "$OUT/stamps-$v.npy" 2>&1 | tee "$OUT/timeline-$v.txt" | tail -16
 done
 echo "t=$(( $(date +%s) - t0 ))"
 # the cluster sweep only where the call has time left (a call may run 600 s)
-(( $(date +%s) - t0 < 380 )) && timeout 150 python tools/sweep_cell.py --h-q 128 --s-q 1 --s-k 8192 16384 --plan cluster=1 --plan cluster=2 2>&1 | tee "$OUT/cluster2.txt" | tail -8
+[[ ${SHORT:-0} != 1 ]] && (( $(date +%s) - t0 < 380 )) && timeout 150 python tools/sweep_cell.py --h-q 128 --s-q 1 --s-k 8192 16384 --plan cluster=1 --plan cluster=2 2>&1 | tee "$OUT/cluster2.txt" | tail -8
 echo "t=$(( $(date +%s) - t0 ))"
