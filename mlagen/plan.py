@@ -25,11 +25,12 @@ A plan fixes every compile-time knob of the generated decode kernel:
   buffer. The first buffer is released halfway through a pair, so the next
   pair starts loading during the second tile's P.V. The default for 16-bit
   caches whose split pipeline would be two tiles deep (576-wide keys).
-  ``"heads_n"`` (``max_q * heads_per_kv <= 32``, where it is the default):
+  ``"heads_n"`` (the default where ``max_q * heads_per_kv <= 32``):
   the query rows go on wgmma's N instead of M, S^T = K.Q^T and
   O^T = V^T.P^T, so no MMA works on padding rows; one MMA warpgroup handles
   whole 64-token tiles fed through a ring of ``stages`` 64-token x 64-column
-  chunks. fp8: two producer warpgroups (one TMA warp, seven dequantizing
+  chunks. More rows per KV head go in column blocks of 32 over CTAs
+  (``block_m=32``: m-blocks reading the same KV tiles, a tuning candidate). fp8: two producer warpgroups (one TMA warp, seven dequantizing
   warps), each fp8 latent chunk loaded into the ring chunk it is converted
   into; 16-bit caches: the TMA warp loads every chunk straight into the ring.
 * ``raw_stages`` (fp8_e4m3 caches, split schedule): depth of the TMA pipeline
@@ -141,7 +142,8 @@ class KernelPlan:
         sched = f"-{self.schedule.replace('_', '')}" if self.schedule != "split" else ""
         raw = f"r{self.raw_stages}" if self.raw_stages else ""
         cluster = f"c{self.cluster}" if self.cluster != 1 else ""
-        return f"n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{cluster}{sched}{split}"
+        rows = f"m{self.block_m}" if self.block_m != WGMMA_M else ""
+        return f"{rows}n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{cluster}{sched}{split}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -239,19 +241,13 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
 
 FP8_KV_ROWS = 32  # tokens per dequantized KV buffer: one warpgroup's half of a 64-token tile
 FP8_RAW_ROWS = 16  # tokens per stage of packed fp8 rows
-HEADS_N_MAX_COLS = 32  # query rows on N: O^T (latent x N float32) must fit one warpgroup's registers
+HEADS_N_MAX_COLS = 32  # query rows on N per CTA: O^T (latent x N float32) must fit one warpgroup's registers
 HEADS_N_SCALE_STAGES = 3  # tiles of scales in flight
 HEADS_N_MIN_PAGE = 16  # TMA boxes never cross a page: smaller pages need > 4 loads per chunk
 
 
 def heads_n_unsupported(spec: MLASpec) -> str | None:
     """``None`` if the heads_n schedule is generated for ``spec``, else why not."""
-    rows = spec.max_q * spec.heads_per_kv
-    if rows > HEADS_N_MAX_COLS:
-        return (
-            f"schedule = 'heads_n' puts the {rows} query rows of a KV head (max_q {spec.max_q} x "
-            f"{spec.heads_per_kv} heads) on wgmma's N; at most {HEADS_N_MAX_COLS} fit (O^T in registers)"
-        )
     if spec.rope % 64:
         return f"schedule = 'heads_n' loads the RoPE part as whole 64-column chunks: rope {spec.rope} is not a multiple of 64"
     if spec.page < HEADS_N_MIN_PAGE:
@@ -291,9 +287,28 @@ def dequant_warps(plan: KernelPlan) -> int:
 
 
 def heads_n_cols(spec: MLASpec) -> int:
-    """The heads_n schedule's N: the query rows of one KV head (max_q * heads_per_kv), rounded up to 16
-    (the smallest N whose Q and P^T tiles fill a swizzle atom)."""
-    return -(-spec.max_q * spec.heads_per_kv // 16) * 16
+    """The heads_n schedule's N per CTA: the query rows of one KV head (max_q * heads_per_kv), rounded
+    up to 16 (the smallest N whose Q and P^T tiles fill a swizzle atom), at most HEADS_N_MAX_COLS."""
+    return min(-(-spec.max_q * spec.heads_per_kv // 16) * 16, HEADS_N_MAX_COLS)
+
+
+def heads_n_column_blocks(spec: MLASpec) -> bool:
+    """Whether heads_n splits a KV head's query rows into column blocks of HEADS_N_MAX_COLS over
+    several CTAs (m-blocks), each reading the same KV tiles (L2 serves the second read when they run
+    side by side, as for the seesaw's two m-blocks)."""
+    return spec.max_q * spec.heads_per_kv > HEADS_N_MAX_COLS
+
+
+def heads_n_block_m(spec: MLASpec) -> int:
+    """block_m of a heads_n plan: the rows that step m_block. All rows fit one CTA: 64 (one m-block);
+    column blocks: HEADS_N_MAX_COLS."""
+    return HEADS_N_MAX_COLS if heads_n_column_blocks(spec) else WGMMA_M
+
+
+def heads_n_default(spec: MLASpec) -> bool:
+    """Whether the planner picks heads_n by default: generated, and all query rows of a KV head on
+    one CTA's N (column blocks are a tuning candidate until measured faster)."""
+    return heads_n_unsupported(spec) is None and not heads_n_column_blocks(spec)
 
 
 def q_rows(spec: MLASpec, plan: KernelPlan) -> int:
@@ -367,7 +382,14 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
     if why:
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     p = plan
-    if p.block_m != WGMMA_M:
+    if p.schedule == "heads_n":
+        if p.block_m != heads_n_block_m(spec):
+            raise PlanError(
+                f"block_m = {p.block_m}: schedule 'heads_n' steps m-blocks by {heads_n_block_m(spec)} rows for "
+                f"{spec.max_q * spec.heads_per_kv} query rows per KV head (column blocks of at most "
+                f"{HEADS_N_MAX_COLS} over CTAs)"
+            )
+    elif p.block_m != WGMMA_M:
         raise PlanError(f"block_m = {p.block_m}: must be {WGMMA_M} (one wgmma M tile per CTA)")
     if p.consumer_wgs not in (1, 2):
         raise PlanError(f"consumer_wgs = {p.consumer_wgs}: must be 1 or 2")
@@ -500,7 +522,7 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     overrides = dict(overrides)
     if spec.cache_dtype != FP8_CACHE and "schedule" not in overrides:
-        if heads_n_unsupported(spec) is None and overrides.get("cluster", 1) == 1:
+        if heads_n_default(spec) and overrides.get("cluster", 1) == 1:
             # few query rows per KV head: on N they waste no MMA rows, so the tensor cores draw less
             # power and the clock holds (H200, h_q 16: 0.60 vs 0.67-0.75 ms at 16k, 0.33 vs 0.35 ms at
             # 8k, 0.194 vs 0.187 ms at 4k; docs/perf/README.md)
@@ -517,13 +539,14 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
             return plan_for(spec, device, schedule="seesaw", **overrides)
         except PlanError:
             return split  # a pinned knob or the spec rules the seesaw out
-    if heads_n_unsupported(spec) is None and "consumer_wgs" not in overrides:
+    if heads_n_default(spec) and "consumer_wgs" not in overrides:
         # few query rows per KV head: on N they waste no MMA rows, and the dequantizers get seven
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
         overrides.setdefault("schedule", "heads_n")
     heads_n = overrides.get("schedule") == "heads_n"
     wgs = overrides.pop("consumer_wgs", 1 if heads_n or spec.d_v % 128 else 2)
     if heads_n:
+        overrides.setdefault("block_m", heads_n_block_m(spec))
         overrides.setdefault("raw_stages", 0)
         overrides.setdefault("producer_regs", _HEADS_N_REGS[0])
         overrides.setdefault("consumer_regs", _HEADS_N_REGS[1])
@@ -593,7 +616,7 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
         for ring in range(2 * chunks, 65):
             try:
                 fitting.append(check_plan(spec, KernelPlan(
-                    block_n=64, stages=ring, consumer_wgs=1, producer_regs=_HEADS_N_REGS[0],
+                    block_m=heads_n_block_m(spec), block_n=64, stages=ring, consumer_wgs=1, producer_regs=_HEADS_N_REGS[0],
                     consumer_regs=_HEADS_N_REGS[1], schedule="heads_n"), device))
             except PlanError:
                 pass

@@ -78,6 +78,12 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
         "h3_p32_q8_causal_seesaw": ("h3_p32_q8_causal", {"schedule": "seesaw"}),
         "h1_p64_q8_causal_nolse_seesaw": ("h1_p64_q8_causal_nolse", {"schedule": "seesaw"}),
         "h16_kv2_ropehead_p16_q2_fp16_split": ("h16_kv2_ropehead_p16_q2_fp16", {"schedule": "split"}),
+        # more than 32 query rows per KV head on heads_n: column blocks of 32 over CTAs (m-blocks)
+        # reading the same KV tiles (fp8: four blocks; two KV heads, four causal query tokens and Q
+        # loaded without TMA: two blocks; bf16, two causal query tokens: eight blocks)
+        "h128_p64_fp8_headsn": ("h128_p64_fp8", {"schedule": "heads_n"}),
+        "h32_kv2_p128_q4_causal_fp8_headsn": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "heads_n"}),
+        "h128_p64_q2_causal_headsn": ("h128_p64_q2_causal", {"schedule": "heads_n"}),
     }
 
 

@@ -220,7 +220,13 @@ def test_search_space_plans_all_pass_and_include_the_heuristic(name):
 
 def test_search_space_differs_across_specs():
     dsv3, mini = set(search_space(DSV3)), set(search_space(MINICPM3))
-    # 512-wide values need two warpgroups; 256-wide values fit one
+    # 128 query rows per KV head on heads_n: column blocks of 32 over CTAs, one MMA warpgroup each;
+    # MiniCPM3's RoPE of 32 is no whole 64-column chunk, so it has none
+    column_blocks = {p for p in dsv3 if p.schedule == "heads_n"}
+    assert column_blocks and {(p.block_m, p.consumer_wgs) for p in column_blocks} == {(32, 1)}
+    assert all(p.schedule != "heads_n" for p in mini)
+    dsv3 -= column_blocks
+    # 512-wide values need two warpgroups on the M side; 256-wide values fit one
     assert {p.consumer_wgs for p in dsv3} == {2}
     assert {p.consumer_wgs for p in mini} == {1, 2}
     # 128 query heads per KV head: the seesaw plans again with two m-blocks per cluster; fewer heads
@@ -237,9 +243,11 @@ def test_search_space_differs_across_specs():
     assert all(p.block_n != 128 for p in dsv3)
     # the page size and head count do not change the plans of a 576-wide spec
     assert set(search_space(SPEC_FILES["deepseek_v3_page1.py"])) == dsv3 | clustered
-    # 16 heads per KV head (V2-Lite) add the heads_n plans (query rows on N) and nothing else
+    # (pages of 1 token have no heads_n plans: its boxes are page-sized)
+    # 16 heads per KV head (V2-Lite) have the heads_n plans with all rows on one CTA (block_m 64)
     lite = set(search_space(SPEC_FILES["deepseek_v2_lite.py"]))
     assert {p for p in lite if p.schedule != "heads_n"} == dsv3
+    assert {p.block_m for p in lite if p.schedule == "heads_n"} == {64}
     assert {p.schedule for p in lite} == {"split", "seesaw", "heads_n"}
 
 
@@ -308,9 +316,13 @@ def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     with pytest.raises(PlanError, match="only fp8_e4m3 caches"):
         check_plan(SPEC_FILES["deepseek_v3.py"], dataclasses.replace(plan_for(SPEC_FILES["deepseek_v3.py"]), raw_stages=2))
     plans = search_space(spec)
-    assert plans and all(p.stages >= 2 and p.raw_stages >= 1 and p.schedule == "split" and p.block_n == 64
-                         for p in plans)
+    split = [p for p in plans if p.schedule != "heads_n"]
+    assert split and all(p.stages >= 2 and p.raw_stages >= 1 and p.schedule == "split" and p.block_n == 64
+                         for p in split)
     assert plan in plans
+    # and the heads_n plans in column blocks of 32 query rows (a tuning candidate, not the default)
+    column_blocks = [p for p in plans if p.schedule == "heads_n"]
+    assert column_blocks and all(p.block_m == 32 and p.raw_stages == 0 for p in column_blocks)
 
 
 def test_heads_n_schedule_puts_few_query_rows_on_n():
@@ -329,9 +341,19 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
     # O^T is latent x 32 float32 over one warpgroup: 128 registers, plus S^T and the rest
     assert consumer_registers(spec, plan) == 128 + 16 + 64
     assert plan in search_space(spec)
+    # more than 32 query rows: column blocks of 32 over CTAs (block_m 32: the rows one m-block steps),
+    # pinned or tuned, never the default
+    for many in (MLASpec(q_heads=64), MLASpec(q_heads=32, max_q=2, causal=True, cache_dtype="fp8_e4m3"),
+                 MLASpec(q_heads=24, max_q=2, causal=True)):
+        blocks = plan_for(many, schedule="heads_n")
+        assert (blocks.block_m, blocks.consumer_wgs) == (32, 1) and blocks.tag.startswith("m32n64")
+        assert consumer_registers(many, blocks) == 128 + 16 + 64
+        assert plan_for(many).schedule != "heads_n" and blocks in search_space(many)
+        with pytest.raises(PlanError, match="steps m-blocks by 32 rows for"):
+            check_plan(many, dataclasses.replace(blocks, block_m=64))
+    with pytest.raises(PlanError, match="steps m-blocks by 64 rows"):
+        check_plan(spec, dataclasses.replace(plan, block_m=32))
     for bad, words in [
-        (MLASpec(q_heads=64), "64 query rows"),
-        (MLASpec(q_heads=32, max_q=2, causal=True, cache_dtype="fp8_e4m3"), "64 query rows"),
         (MLASpec(q_heads=16, page=8, cache_dtype="fp8_e4m3"), "page 8 < 16"),
         (MLASpec(q_heads=16, rope=32, cache_dtype="fp8_e4m3"), "rope 32 is not a multiple of 64"),
     ]:
