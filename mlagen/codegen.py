@@ -17,6 +17,7 @@ from mlagen.plan import (
     HEADS_N_SCALE_STAGES,
     KernelPlan,
     dequant_warps,
+    heads_n_column_blocks,
     heads_n_scale_box_words,
     heads_n_tile_chunks,
     kv_rows,
@@ -110,6 +111,9 @@ def _constants(spec: MLASpec, plan: KernelPlan) -> dict:
         # Q rows by TMA from the producer warp (one KV head: a CTA's rows are consecutive)
         "q_tma": spec.kv_heads == 1,
         "q_rows": q_rows(spec, plan),
+        # heads_n over several CTAs per KV head (column blocks): a CTA's column n is packed row
+        # m_block * BLOCK_M + n; with one block the offset is 0 and left out of the code
+        "column_blocks": plan.schedule == "heads_n" and heads_n_column_blocks(spec),
         # rows of one 64-column chunk block of a KV buffer (heads_n: its ring chunks are whole tiles' rows)
         "chunk_rows": plan.block_n if plan.schedule == "heads_n" else kv_rows(spec, plan),
         "tile_chunks": heads_n_tile_chunks(spec),

@@ -117,6 +117,25 @@ def test_ptxas_keeps_every_wgmma_pipelined(built, name):
     assert ptxas["max_registers"] > 0  # the report was parsed
 
 
+def test_heads_n_column_blocks_compile(kernel_cache):
+    """More than 32 query rows per KV head on heads_n (a tuning candidate): 32 per CTA, the CTA's
+    m-block offsetting its causal limits and its output rows. Two KV heads (Q gathered without TMA),
+    four causal query tokens, fp8: two column blocks of 32."""
+    spec = MLASpec(q_heads=32, kv_heads=2, page=128, max_q=4, causal=True, cache_dtype="fp8_e4m3")
+    plan = plan_for(spec, schedule="heads_n")
+    assert plan.block_m == 32 and plan.tag.startswith("m32n64")
+    result = build(spec, plan, cache_dir=str(kernel_cache))
+    assert result.identity.plan == plan
+    meta = assert_entry_valid(result.entry_dir, result.identity)
+    counts = meta["instructions"]
+    assert counts["target_sm_90a"] is True and counts["wgmma"] >= 2 and counts["tma_load"] >= 2
+    assert meta["ptxas"]["serialized"] == []
+    assert "m_block * BLOCK_M + n" in (result.entry_dir / "kernel.py").read_text()
+    # one block per KV head: no offset in the code (the default kernels keep their PTX)
+    assert "m_block * BLOCK_M + n" not in render(MLASpec(q_heads=16, cache_dtype="fp8_e4m3"), plan_for(
+        MLASpec(q_heads=16, cache_dtype="fp8_e4m3"))).source
+
+
 def test_ptxas_report_catches_serialisation(tmp_path, monkeypatch):
     """The check above can fail: a ptxas that reports serialised wgmmas is caught, with its codes."""
     fake = tmp_path / "ptxas"

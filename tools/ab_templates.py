@@ -12,6 +12,9 @@ More than two folders: ``VARIANTS=name=path,name=path`` times each of them again
 templates (``base``), e.g. ``VARIANTS=early=scratch/ab/v6,ahead=scratch/ab/v20``; one cache folder
 (``NEW_CACHE``) can hold them all, since the template hash is part of every cache key.
 
+``AB_PLAN=knob=value,...`` pins plan knobs for every kernel (``plan_for``'s overrides, e.g.
+``AB_PLAN=schedule=heads_n`` for heads_n's column blocks on more than 32 query rows).
+
 ``AB_NO_CHECK=name,...`` times those variants without the reference check (ablations that drop
 work on purpose, e.g. ``docs/perf/experiments/2026-12-04/ablate-*.patch``). ``ROUNDS`` (default 2)
 alternating timings per kernel; ``JOBS=15`` compiles every missing kernel
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import mlagen.jit
 from mlagen.bench import cell_spec, measure_ceilings, run_cell
-from mlagen.plan import plan_for
+from mlagen.plan import parse_knobs, plan_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep_cell import check  # noqa: E402
@@ -44,7 +47,8 @@ def kernel_for(spec, template_dir: str | None, cache_dir: str):
     else:
         os.environ.pop("MLAGEN_TEMPLATE_DIR", None)
     try:
-        return mlagen.jit.compile(spec, plan_for(spec), cache_dir=cache_dir, tuned=False)
+        plan = plan_for(spec, **parse_knobs(os.environ.get("AB_PLAN", "")))
+        return mlagen.jit.compile(spec, plan, cache_dir=cache_dir, tuned=False)
     finally:
         os.environ.pop("MLAGEN_TEMPLATE_DIR", None)
 

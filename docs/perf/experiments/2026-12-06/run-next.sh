@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # heads_n in column blocks (2026-12-06): more than 32 query rows per KV head split into blocks of 32 over
 # CTAs (plan block_m=32, m-blocks reading the same KV tiles side by side). One GPU call, from the project
-# root after `. ./.devkit/prelude.sh`, kernels prebuilt into $MLAGEN_CACHE_DIR (scratch/build_cells.py's
-# list: the cells' default plans, their heads_n plans, the GPU suite's new plan variants):
+# root after `. ./.devkit/prelude.sh`, kernels prebuilt into $MLAGEN_CACHE_DIR (prebuild.py beside this file:
+#   the cells' default plans, their heads_n plans, the GPU suite's new plan variants):
 #   1. tools/sweep_cell.py per cell: the default plan, heads_n, the default again (each first checked
 #      against the float32 reference on a small NaN-poisoned problem), 8k and 16k, ceilings measured first;
 #   2. the GPU suite's opt-in plan tests of the column-block variants (drawn problems, a 32k sequence,
