@@ -336,7 +336,9 @@ def compile(
     from mlagen.runtime import MLADecodeKernel
 
     facts = current_device_facts(device)
-    memo_key = (spec, plan, facts, str(cache_dir), tuned)
+    # the templates are part of the key: a process that switches MLAGEN_TEMPLATE_DIR (an A/B of two
+    # template folders) must get each folder's kernel, not the first one it loaded
+    memo_key = (spec, plan, facts, str(cache_dir), tuned, template_hash())
     kernel = _kernels.get(memo_key)
     if kernel is not None:
         return kernel
