@@ -348,3 +348,34 @@ def test_damaged_entry_is_recompiled_not_trusted(built, kernel_cache, tmp_path, 
     result = build(source.identity.spec, cache_dir=cache)
     assert result.cold is True and result.entry_dir == entry
     assert_entry_valid(entry, source.identity)
+
+
+def test_compile_memo_tells_template_folders_apart(tmp_path, monkeypatch):
+    """One process that switches MLAGEN_TEMPLATE_DIR (tools/ab_templates.py's A/B of template folders)
+    gets each folder's kernel: the in-process memo is keyed on the template hash too. (Without it,
+    every variant of such an A/B timed the first folder's kernel.)"""
+    import mlagen.runtime
+
+    built = []
+
+    def fake_build(spec, plan=None, *, device=None, cache_dir=None, **_):
+        built.append(identity_for(spec, plan))
+        return built[-1]
+
+    monkeypatch.setattr(mlagen.jit, "build", fake_build)
+    monkeypatch.setattr(mlagen.jit, "load", lambda result: object())
+    monkeypatch.setattr(mlagen.runtime, "MLADecodeKernel", lambda result, launcher, facts: (result, launcher))
+    spec = MLASpec(q_heads=16)
+    plan = plan_for(spec)
+    variant = tmp_path / "templates"
+    shutil.copytree(mlagen.codegen.template_dir(), variant)
+    with (variant / "sm90" / "_common.py.j2").open("a") as f:
+        f.write("\n{# a variant #}\n")
+    monkeypatch.delenv("MLAGEN_TEMPLATE_DIR", raising=False)
+    base = mlagen.jit.compile(spec, plan, cache_dir=tmp_path / "cache", device="cpu")
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(variant))
+    other = mlagen.jit.compile(spec, plan, cache_dir=tmp_path / "cache", device="cpu")
+    monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+    again = mlagen.jit.compile(spec, plan, cache_dir=tmp_path / "cache", device="cpu")
+    assert other is not base and again is base
+    assert base[0].template_hash != other[0].template_hash and len(built) == 2
