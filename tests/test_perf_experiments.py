@@ -1,6 +1,7 @@
-"""The patches of the latest experiments (docs/perf/experiments/2026-12-05b) still apply to the
-checkout's templates and render to valid Python for the fp8 and bf16 heads_n kernels, so its
-run-next.sh measures what its README says (a patch that no longer applies would stop the GPU run)."""
+"""The patches of the next GPU round (docs/perf/experiments/2026-12-06/retime.txt: correct variants to time
+again) still apply to the checkout's templates, render to valid Python and change the kernels of the cells
+they are timed on, so its run-next-7.sh measures what its README says (a patch that no longer applies
+would stop the GPU run; one that changes nothing would time main against itself)."""
 
 import shutil
 import subprocess
@@ -9,29 +10,44 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-EXP = REPO / "docs" / "perf" / "experiments" / "2026-12-05b"
-PATCHES = sorted(p.name for p in EXP.glob("*.patch"))
+RETIME = REPO / "docs" / "perf" / "experiments" / "2026-12-06" / "retime.txt"
 
 
-def test_the_experiment_has_patches():
-    assert {"headsn-bt-ahead.patch", "headsn-kv-evict-first.patch", "ablate-headsn-stream-nobt.patch"} <= set(PATCHES)
+def _code(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if "templates sha256" not in line)
 
 
-@pytest.mark.parametrize("patch", PATCHES)
-def test_patch_applies_and_renders(tmp_path, monkeypatch, patch):
+def _rows():
+    rows = []
+    for line in RETIME.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, patch, *cells = line.split()
+            rows.append((name, patch, cells))
+    return rows
+
+
+def test_the_round_lists_heads_n_and_seesaw_variants():
+    rows = _rows()
+    assert len(rows) >= 10 and len({name for name, _, _ in rows}) == len(rows)
+    assert {cells[0].split(",")[0] for _, _, cells in rows} == {"16", "128"}
+
+
+@pytest.mark.parametrize("name, patch, cells", _rows(), ids=[r[0] for r in _rows()])
+def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch, cells):
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
 
     tdir = tmp_path / "templates"
     shutil.copytree(REPO / "templates", tdir)
-    subprocess.run(["git", "apply", "-p1", str(EXP / patch)], cwd=tdir, check=True)
-    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
-    for cache in (None, "fp8_e4m3"):
-        spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=cache))
+    subprocess.run(["patch", "-s", "-p1", "-i", str(REPO / patch)], cwd=tdir, check=True)
+    for cell in cells:
+        h, s_q, _batch, _s_k, *rest = cell.split(",")
+        spec = cell_spec(dict(h_q=int(h), s_q=int(s_q), page=64, cache=rest[0] if rest else None))
         plan = plan_for(spec)
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
         source = render(spec, plan).source
         compile(source, "kernel.py", "exec")
         monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
-        assert source != render(spec, plan).source, f"{patch} changes nothing in {spec.key}"
-        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+        # the header names the templates' hash, which any edit changes: compare the code only
+        assert _code(source) != _code(render(spec, plan).source), f"{name} changes nothing in {spec.key}"
