@@ -53,6 +53,18 @@ def kernel_for(spec, template_dir: str | None, cache_dir: str):
         os.environ.pop("MLAGEN_TEMPLATE_DIR", None)
 
 
+def _assert_distinct(kernels: dict) -> None:
+    """Every folder must have given its own kernel: two names sharing one kernel object or identity
+    would time one kernel against itself (until f2a78c0 the jit memo did that to every variant)."""
+    seen = {}
+    for name, kernel in kernels.items():
+        for key in (id(kernel), kernel.identity.key):
+            if key in seen:
+                sys.exit(f"{name} and {seen[key]} load the same kernel ({kernel.identity.name}): "
+                         "an A/B of them would time one kernel against itself")
+            seen[key] = name
+
+
 def _spec_of(text: str):
     h, s_q, _batch, _s_ks, *rest = text.split(",")
     pages = [int(r[1:]) for r in rest if r.startswith("p")]
@@ -115,6 +127,9 @@ def main() -> None:
         spec = _spec_of(text)
         page, cache = spec.page, spec.cache_dtype
         kernels = {name: kernel_for(spec, tmpl, cache_dir) for name, (tmpl, cache_dir) in folders.items()}
+        _assert_distinct(kernels)
+        print("kernels: " + ", ".join(f"{name} {k.identity.name.rsplit('__', 1)[-1]}" for name, k in kernels.items()),
+              flush=True)
         for name, kernel in kernels.items():
             if name in no_check:
                 print(f"{name}: not checked against the reference (AB_NO_CHECK: an ablation, wrong by design)")
