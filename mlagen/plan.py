@@ -30,9 +30,9 @@ A plan fixes every compile-time knob of the generated decode kernel:
   O^T = V^T.P^T, so no MMA works on padding rows; one MMA warpgroup handles
   whole 64-token tiles fed through a ring of ``stages`` 64-token x 64-column
   chunks. More rows per KV head go in column blocks of 32 over CTAs
-  (``block_m=32``: m-blocks reading the same KV tiles, a tuning candidate). fp8: two producer warpgroups (one TMA warp, seven dequantizing
-  warps), each fp8 latent chunk loaded into the ring chunk it is converted
-  into; 16-bit caches: the TMA warp loads every chunk straight into the ring.
+  (``block_m=32``: m-blocks reading the same KV tiles, a tuning candidate).
+  fp8: two producer warpgroups (one TMA warp, seven dequantizing warps),
+  each fp8 latent chunk loaded into the ring chunk it is converted into; 16-bit caches: the TMA warp loads every chunk straight into the ring.
 * ``raw_stages`` (fp8_e4m3 caches, split schedule): depth of the TMA pipeline
   of packed fp8 token rows (16-token stages). The three producer warps other
   than the TMA warp dequantize them into ``stages`` bf16/fp16 KV buffers of
@@ -616,8 +616,8 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
         for ring in range(2 * chunks, 65):
             try:
                 fitting.append(check_plan(spec, KernelPlan(
-                    block_m=heads_n_block_m(spec), block_n=64, stages=ring, consumer_wgs=1, producer_regs=_HEADS_N_REGS[0],
-                    consumer_regs=_HEADS_N_REGS[1], schedule="heads_n"), device))
+                    block_m=heads_n_block_m(spec), block_n=64, stages=ring, consumer_wgs=1,
+                    producer_regs=_HEADS_N_REGS[0], consumer_regs=_HEADS_N_REGS[1], schedule="heads_n"), device))
             except PlanError:
                 pass
         if fitting:

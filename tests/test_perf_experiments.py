@@ -40,6 +40,7 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
 
     tdir = tmp_path / "templates"
     shutil.copytree(REPO / "templates", tdir)
+    # as run-next-7.sh applies them (patch(1): some need its offsets and fuzz, which git apply refuses)
     subprocess.run(["patch", "-s", "-p1", "-i", str(REPO / patch)], cwd=tdir, check=True)
     for cell in cells:
         h, s_q, _batch, _s_k, *rest = cell.split(",")
