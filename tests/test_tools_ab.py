@@ -1,5 +1,7 @@
 """tools/ab_templates.py refuses an A/B in which two template folders load one kernel (it would time a
-kernel against itself, as every VARIANTS-mode A/B did before the jit memo held the template hash)."""
+kernel against itself, as every VARIANTS-mode A/B did before the jit memo held the template hash).
+Each kernel first runs in a child process under a timeout (its reference check and one call per timed
+length): a hang is killed and reported, a failure reported with its last lines, and neither stops the A/B."""
 
 import sys
 from pathlib import Path
@@ -25,3 +27,38 @@ def test_one_kernel_under_two_names_is_refused(same):
     other = base if same == "object" else _kernel("a")
     with pytest.raises(SystemExit, match="stream and base load the same kernel"):
         ab_templates._assert_distinct({"base": base, "stream": other})
+
+
+def _child(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_precheck_reports_a_hang_and_kills_it():
+    why = ab_templates._precheck("16,1,128,16384", "stilp", "/x", "/c", True, timeout=1,
+                                 command=_child("import time; time.sleep(30)"))
+    assert why == "no result after 1 s (a hang?): killed"
+
+
+def test_precheck_reports_a_failed_check_with_its_last_lines():
+    code = "import sys; print('checking'); sys.exit('AssertionError: out mismatch at (0, 0, 3)')"
+    why = ab_templates._precheck("16,1,128,16384", "stilp", "/x", "/c", True, timeout=30, command=_child(code))
+    assert why.startswith("failed (exit 1): ") and "out mismatch" in why
+
+
+def test_precheck_passes_a_kernel_that_finishes():
+    assert ab_templates._precheck("16,1,128,16384", "base", None, "/c", True, timeout=30,
+                                  command=_child("print('ok')")) is None
+
+
+def test_precheck_child_command_names_the_cell_folder_and_mode(monkeypatch):
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen["command"], seen["timeout"] = command, kwargs["timeout"]
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    monkeypatch.setattr(ab_templates.subprocess, "run", fake_run)
+    assert ab_templates._precheck("32,1,128,8192:16384,fp8_e4m3", "nocopy", "/t/nocopy", "/c", False, 90) is None
+    assert seen["command"][1:] == [str(Path(ab_templates.__file__).resolve()), "--one",
+                                   "32,1,128,8192:16384,fp8_e4m3", "/t/nocopy", "/c", "run"]
+    assert seen["timeout"] == 90

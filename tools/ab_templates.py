@@ -16,7 +16,13 @@ templates (``base``), e.g. ``VARIANTS=early=scratch/ab/v6,ahead=scratch/ab/v20``
 ``AB_PLAN=schedule=heads_n`` for heads_n's column blocks on more than 32 query rows).
 
 ``AB_NO_CHECK=name,...`` times those variants without the reference check (ablations that drop
-work on purpose, e.g. ``docs/perf/experiments/2026-12-04/ablate-*.patch``). ``ROUNDS`` (default 2)
+work on purpose, e.g. ``docs/perf/experiments/2026-12-04/ablate-*.patch``).
+
+A template patch can hang its kernel (a barrier that never completes), and a hung kernel stalls the
+whole process until an outer timeout kills it with every result unprinted. So each kernel first runs
+in a child process (its reference check, then one call at each timed length of the cell, synchronised)
+under ``AB_CHECK_TIMEOUT`` seconds (default 90; 0 skips this and checks in-process): a variant that
+hangs or fails there is reported and left out of that cell's A/B, the others are timed. ``ROUNDS`` (default 2)
 alternating timings per kernel; ``JOBS=15`` compiles every missing kernel
 in parallel before the timing starts (otherwise they are compiled one by one).
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -74,6 +81,42 @@ def _spec_of(text: str):
     return cell_spec(dict(h_q=int(h), s_q=int(s_q), page=pages[0] if pages else 64, cache=cache))
 
 
+def _run_one(text: str, template_dir: str | None, cache_dir: str, with_check: bool) -> None:
+    """The child process of :func:`_precheck`: load one kernel, check it, call it at each timed length."""
+    import torch
+
+    from mlagen.bench import make_inputs, seqlens_for
+
+    spec = _spec_of(text)
+    kernel = kernel_for(spec, template_dir, cache_dir)
+    if with_check:
+        check(kernel, spec)
+    _h, s_q, batch, s_ks, *_rest = text.split(",")
+    for s_k in map(int, s_ks.split(":")):
+        lens = seqlens_for(int(batch), int(s_q), s_k)
+        (q, cache, bt, seqlens), = make_inputs(spec, int(batch), int(s_q), lens, 1)
+        kernel(q, cache, bt, seqlens)
+    torch.cuda.synchronize()
+
+
+def _precheck(text: str, name: str, template_dir: str | None, cache_dir: str, with_check: bool,
+              timeout: float, command: list[str] | None = None) -> str | None:
+    """Run ``name``'s kernel of cell ``text`` in a child process: None when it finished, else why not.
+
+    A kernel that hangs is killed with its process after ``timeout`` seconds (``command`` replaces the
+    child's command line, for tests)."""
+    command = command or [sys.executable, str(Path(__file__).resolve()), "--one", text, template_dir or "",
+                          cache_dir, "check" if with_check else "run"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"no result after {timeout:.0f} s (a hang?): killed"
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        return f"failed (exit {done.returncode}): " + " | ".join(lines[-3:])
+    return None
+
+
 def _build(item):
     text, tmpl, cache_dir = item
     kernel_for(_spec_of(text), tmpl, cache_dir)
@@ -92,6 +135,10 @@ def _prebuild(cells, folders, jobs: int) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--one"]:
+        text, template_dir, cache_dir, mode = sys.argv[2:6]
+        _run_one(text, template_dir or None, cache_dir, mode == "check")
+        return
     cells = sys.argv[1:]
     if not cells or "-h" in cells or "--help" in cells:
         print(__doc__)
@@ -116,6 +163,7 @@ def main() -> None:
         sys.exit(f"AB_NO_CHECK names no variant: {', '.join(sorted(unknown))}")
     if "base" in no_check:
         sys.exit("AB_NO_CHECK: the base kernel is always checked")
+    check_timeout = float(os.environ.get("AB_CHECK_TIMEOUT", 90))
     jobs = int(os.environ.get("JOBS", 1))
     if jobs > 1:
         _prebuild(cells, folders, jobs)
@@ -126,15 +174,25 @@ def main() -> None:
         h, s_q, batch = int(h), int(s_q), int(batch)
         spec = _spec_of(text)
         page, cache = spec.page, spec.cache_dtype
-        kernels = {name: kernel_for(spec, tmpl, cache_dir) for name, (tmpl, cache_dir) in folders.items()}
+        cell_folders = dict(folders)
+        if check_timeout > 0:
+            for name, (tmpl, cache_dir) in folders.items():
+                why = _precheck(text, name, tmpl, cache_dir, name not in no_check, check_timeout)
+                if why is None:
+                    continue
+                if name == "base":
+                    sys.exit(f"{text}: base {why}")
+                print(f"{name}: {why}; left out of this cell's A/B", flush=True)
+                del cell_folders[name]
+        kernels = {name: kernel_for(spec, tmpl, cache_dir) for name, (tmpl, cache_dir) in cell_folders.items()}
         _assert_distinct(kernels)
         print("kernels: " + ", ".join(f"{name} {k.identity.name.rsplit('__', 1)[-1]}" for name, k in kernels.items()),
               flush=True)
         for name, kernel in kernels.items():
             if name in no_check:
                 print(f"{name}: not checked against the reference (AB_NO_CHECK: an ablation, wrong by design)")
-            else:
-                check(kernel, spec)
+            elif check_timeout <= 0:
+                check(kernel, spec)   # (otherwise its child process checked it)
         for s_k in map(int, s_ks.split(":")):
             ms = {name: [] for name in kernels}
             mhz = {name: [] for name in kernels}
