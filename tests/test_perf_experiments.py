@@ -52,3 +52,18 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
         monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
         # the header names the templates' hash, which any edit changes: compare the code only
         assert _code(source) != _code(render(spec, plan).source), f"{name} changes nothing in {spec.key}"
+
+
+# Repo-level patches of the next GPU round (they touch the planner as well as the templates): they
+# must still apply to the checkout, or the round's run script stops at its first line.
+NEXT_ROUND_PATCHES = [
+    "docs/perf/experiments/2026-12-06b/headsn-2wg.patch",
+    "docs/perf/experiments/2026-12-06b/seesaw-n32.patch",
+]
+
+
+@pytest.mark.parametrize("patch", NEXT_ROUND_PATCHES, ids=lambda p: Path(p).stem)
+def test_next_round_patch_applies_to_the_checkout(tmp_path, patch):
+    for part in ("mlagen", "templates"):
+        shutil.copytree(REPO / part, tmp_path / part)
+    subprocess.run(["patch", "-s", "--dry-run", "-p1", "-i", str(REPO / patch)], cwd=tmp_path, check=True)
