@@ -27,6 +27,7 @@ from mlagen.codegen import render
 from mlagen.jit import build, identity_for, instruction_counts, load
 from mlagen.plan import UnsupportedSpecError, plan_for, search_space, supports
 from mlagen.ptxas import PtxasNotFoundError, check_ptx, find_ptxas
+from mlagen.sass import mma_loops
 from mlagen.spec import MLASpec
 from mlagen.variants import kernel_variants, spec_file_variants
 
@@ -115,6 +116,17 @@ def test_ptxas_keeps_every_wgmma_pipelined(built, name):
     assert "error" not in ptxas, ptxas
     assert ptxas["serialized"] == [], f"{name}: ptxas serialises the wgmmas ({ptxas['serialized']})"
     assert ptxas["max_registers"] > 0  # the report was parsed
+
+
+@pytest.mark.parametrize("name", sorted(TO_BUILD))
+def test_tile_loops_keep_registers_out_of_local_memory(built, name):
+    """A spill inside an MMA warpgroup's tile loop costs every tile (ptxas's spill total does not say
+    where a spill is; one in the epilogue is harmless). The kernel's SASS (mlagen.sass) must have a tile
+    loop (wgmma inside) and no local-memory load or store in any of them."""
+    reports = mma_loops(built[name].object_path)
+    assert reports, f"{name}: no loop issuing wgmma found in the SASS"
+    spilled = [r.describe() for r in reports if r.local_memory]
+    assert not spilled, f"{name}: local memory in a tile loop: {spilled}"
 
 
 def test_heads_n_column_blocks_compile(kernel_cache):
