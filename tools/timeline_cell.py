@@ -147,8 +147,26 @@ def ring_geometry(spec, plan, ring: int | None = None, tile_chunks: int | None =
     return ring, chunks
 
 
-def main() -> None:
+def run_stamped(kernel, inputs, batch: int, s_q: int, words: int):
+    """Run a stamped kernel on ``inputs`` with ``words`` int64 stamp words past its split-KV workspace
+    (where the stamping templates write them): three warm-up calls, then one on zeroed stamps.
+    Returns the stamps (int64, on the host) and the number of parts it ran with."""
     import torch
+
+    q, cache, bt, ln = inputs
+    parts = kernel.num_parts(s_q)
+    ws = kernel.workspace(batch, s_q, q.device, parts)
+    base = ws.partial_out.numel()
+    ws.partial_out = torch.zeros(base + 2 * words, dtype=torch.float32, device=q.device)
+    for _ in range(3):
+        kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
+    ws.partial_out[base:].zero_()
+    kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
+    torch.cuda.synchronize()
+    return ws.partial_out[base:].view(torch.int64).cpu().numpy(), parts
+
+
+def main() -> None:
 
     import mlagen.jit
     from mlagen.bench import cell_spec, make_inputs, seqlens_for
@@ -178,19 +196,11 @@ def main() -> None:
         raise SystemExit(f"timeline_cell: {spec.key} plans {plan.tag}; the stamps are in the heads_n schedule only")
     kernel = mlagen.jit.compile(spec, plan, tuned=False)
     lens = seqlens_for(args.batch, args.s_q, args.s_k)
-    q, cache, bt, ln = make_inputs(spec, args.batch, args.s_q, lens, sets=1)[0]
-    parts = kernel.num_parts(args.s_q)
-    ws = kernel.workspace(args.batch, args.s_q, q.device, parts)
-    base = ws.partial_out.numel()
+    inputs = make_inputs(spec, args.batch, args.s_q, lens, sets=1)[0]
     ring, chunks = ring_geometry(spec, plan, args.ring, args.tile_chunks)
-    n64 = parts * TL_NT * chunks * TL_FIELDS
-    ws.partial_out = torch.zeros(base + 2 * n64, dtype=torch.float32, device=q.device)
-    for _ in range(3):
-        kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
-    ws.partial_out[base:].zero_()
-    kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
-    torch.cuda.synchronize()
-    stamps = ws.partial_out[base:].view(torch.int64).reshape(parts, TL_NT, chunks, TL_FIELDS).cpu().numpy()
+    parts = kernel.num_parts(args.s_q)
+    words, parts = run_stamped(kernel, inputs, args.batch, args.s_q, parts * TL_NT * chunks * TL_FIELDS)
+    stamps = words.reshape(parts, TL_NT, chunks, TL_FIELDS)
     recorded = int((stamps[:, :, 0, 1] != 0).any(axis=1).sum())
     if recorded == 0:
         raise SystemExit(f"timeline_cell: no CTA reached tile {TL_T0 + TL_NT - 1} of its share: the window needs "

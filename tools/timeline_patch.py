@@ -24,10 +24,20 @@ from pathlib import Path
 TL_T0, TL_NT, TL_FIELDS = 64, 32, 8
 
 
-def _rep(s: str, old: str, new: str, count: int = 1) -> str:
+# the clock readers a stamped template gets (shared with tools/timeline_seesaw.py)
+CLOCK_HELPERS = '''def _clock64():
+    return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %clock64;", "=l", has_side_effects=True))
+
+
+def _globaltimer():
+    return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %globaltimer;", "=l", has_side_effects=True))
+'''
+
+
+def _rep(s: str, old: str, new: str, count: int = 1, tool: str = "timeline_patch") -> str:
     n = s.count(old)
     if n != count:
-        raise SystemExit(f"timeline_patch: expected {count} of {old[:70]!r}, found {n}")
+        raise SystemExit(f"{tool}: expected {count} of {old[:70]!r}, found {n}")
     return s.replace(old, new)
 
 
@@ -37,13 +47,7 @@ def patch(template_dir: Path) -> None:
     s = _rep(s, "def _any_thread(flag, barrier_id, threads):", f'''TL_T0, TL_NT, TL_FIELDS = {TL_T0}, {TL_NT}, {TL_FIELDS}  # timeline stamps (tools/timeline_patch.py)
 
 
-def _clock64():
-    return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %clock64;", "=l", has_side_effects=True))
-
-
-def _globaltimer():
-    return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %globaltimer;", "=l", has_side_effects=True))
-
+{CLOCK_HELPERS}
 
 def _any_thread(flag, barrier_id, threads):''')
     # a stamp helper on the class, next to ring_slot

@@ -33,6 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timeline_cell import run_stamped  # noqa: E402
+from timeline_patch import CLOCK_HELPERS  # noqa: E402
+from timeline_patch import _rep as _rep_in  # noqa: E402
+
 TL_P0, TL_NP, TL_FIELDS = 24, 32, 32
 
 # (name, from field, to field[, to the next pair]): the steps the runner reports
@@ -69,10 +74,7 @@ STEPS = (
 
 
 def _rep(s: str, old: str, new: str, count: int = 1) -> str:
-    n = s.count(old)
-    if n != count:
-        raise SystemExit(f"timeline_seesaw: expected {count} of {old[:80]!r}, found {n}")
-    return s.replace(old, new)
+    return _rep_in(s, old, new, count, tool="timeline_seesaw")
 
 
 def patch(template_dir: Path) -> None:
@@ -82,13 +84,7 @@ def patch(template_dir: Path) -> None:
     s = _rep(s, "def _warp_any(flag):", f'''TL_P0, TL_NP, TL_FIELDS = {TL_P0}, {TL_NP}, {TL_FIELDS}  # timeline stamps (tools/timeline_seesaw.py)
 
 
-def _clock64():
-    return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %clock64;", "=l", has_side_effects=True))
-
-
-def _globaltimer():
-    return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %globaltimer;", "=l", has_side_effects=True))
-
+{CLOCK_HELPERS}
 
 def _warp_any(flag):''')
     s = _rep(s, '''    @cute.jit
@@ -281,8 +277,6 @@ def format_rows(rows, mhz: float) -> str:
 
 
 def run(argv: list[str]) -> None:
-    import torch
-
     import mlagen.jit
     from mlagen.bench import cell_spec, make_inputs, seqlens_for
     from mlagen.plan import parse_knobs, plan_for
@@ -305,22 +299,15 @@ def run(argv: list[str]) -> None:
         raise SystemExit(f"timeline_seesaw: {spec.key} plans {plan.tag}; the stamps are in the seesaw schedule only")
     kernel = mlagen.jit.compile(spec, plan, tuned=False)
     lens = seqlens_for(args.batch, args.s_q, args.s_k)
-    q, cache, bt, ln = make_inputs(spec, args.batch, args.s_q, lens, sets=1)[0]
+    inputs = make_inputs(spec, args.batch, args.s_q, lens, sets=1)[0]
     parts = kernel.num_parts(args.s_q)
-    ws = kernel.workspace(args.batch, args.s_q, q.device, parts)
-    base = ws.partial_out.numel()
+    # the stamps go past the split-KV partial outputs, whose size the template computes as below
     m_blocks = -(-args.s_q * spec.heads_per_kv // plan.block_m)
-    expected = parts * 2 * spec.kv_heads * m_blocks * plan.block_m * spec.latent
-    if base != expected:
-        raise SystemExit(f"timeline_seesaw: the workspace holds {base} floats, the stamps expect them past {expected}")
-    n64 = parts * TL_NP * TL_FIELDS
-    ws.partial_out = torch.zeros(base + 2 * n64, dtype=torch.float32, device=q.device)
-    for _ in range(3):
-        kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
-    ws.partial_out[base:].zero_()
-    kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
-    torch.cuda.synchronize()
-    stamps = ws.partial_out[base:].view(torch.int64).reshape(parts, TL_NP, TL_FIELDS).cpu().numpy()
+    held = kernel.workspace(args.batch, args.s_q, inputs[0].device, parts).partial_out.numel()
+    if held != parts * 2 * spec.kv_heads * m_blocks * plan.block_m * spec.latent:
+        raise SystemExit(f"timeline_seesaw: the workspace holds {held} floats, not what the stamps assume")
+    words, parts = run_stamped(kernel, inputs, args.batch, args.s_q, parts * TL_NP * TL_FIELDS)
+    stamps = words.reshape(parts, TL_NP, TL_FIELDS)
     recorded = int((stamps[:, :, 10] != 0).any(axis=1).sum())
     if recorded == 0:
         raise SystemExit(f"timeline_seesaw: no CTA reached pair {TL_P0 + TL_NP - 1}: the window needs "
