@@ -62,3 +62,30 @@ def test_precheck_child_command_names_the_cell_folder_and_mode(monkeypatch):
     assert seen["command"][1:] == [str(Path(ab_templates.__file__).resolve()), "--one",
                                    "32,1,128,8192:16384,fp8_e4m3", "/t/nocopy", "/c", "run"]
     assert seen["timeout"] == 90
+
+
+def test_a_variant_that_fails_its_precheck_is_left_out_and_the_rest_timed(monkeypatch, capsys):
+    whys = {"base": None, "hangs": "no result after 90 s (a hang?): killed", "good": None}
+    monkeypatch.setattr(ab_templates, "_precheck", lambda text, name, *args: whys[name])
+    monkeypatch.setattr(ab_templates, "kernel_for", lambda spec, tmpl, cache: _kernel(tmpl or "base"))
+    monkeypatch.setattr(ab_templates, "measure_ceilings", lambda: SimpleNamespace(describe=lambda: "ceilings"))
+    monkeypatch.setattr(ab_templates, "run_cell", lambda *a, **k: [SimpleNamespace(graph_ms=1.0, floor_ms=0.5,
+                                                                                  telemetry=None)])
+    monkeypatch.setattr(ab_templates, "check", lambda kernel, spec: pytest.fail("checked in-process again"))
+    monkeypatch.setenv("VARIANTS", "hangs=/t/hangs,good=/t/good")
+    monkeypatch.setattr(sys, "argv", ["ab_templates.py", "16,1,128,4096"])
+    ab_templates.main()
+    out = capsys.readouterr().out
+    assert "hangs: no result after 90 s (a hang?): killed; left out of this cell's A/B" in out
+    timing = next(line for line in out.splitlines() if line.startswith("bf16 p64 h 16"))
+    assert "base 1.0000/1.0000" in timing and "good 1.0000/1.0000" in timing and "hangs" not in timing
+
+
+def test_a_base_that_fails_its_precheck_stops_the_ab(monkeypatch):
+    monkeypatch.setattr(ab_templates, "_precheck", lambda text, name, *args: "failed (exit 1): wrong" if name == "base"
+                        else None)
+    monkeypatch.setattr(ab_templates, "measure_ceilings", lambda: SimpleNamespace(describe=lambda: "ceilings"))
+    monkeypatch.setenv("VARIANTS", "good=/t/good")
+    monkeypatch.setattr(sys, "argv", ["ab_templates.py", "16,1,128,4096"])
+    with pytest.raises(SystemExit, match="16,1,128,4096: base failed"):
+        ab_templates.main()

@@ -21,8 +21,9 @@ work on purpose, e.g. ``docs/perf/experiments/2026-12-04/ablate-*.patch``).
 A template patch can hang its kernel (a barrier that never completes), and a hung kernel stalls the
 whole process until an outer timeout kills it with every result unprinted. So each kernel first runs
 in a child process (its reference check, then one call at each timed length of the cell, synchronised)
-under ``AB_CHECK_TIMEOUT`` seconds (default 90; 0 skips this and checks in-process): a variant that
-hangs or fails there is reported and left out of that cell's A/B, the others are timed. ``ROUNDS`` (default 2)
+under ``AB_CHECK_TIMEOUT`` seconds (default 90; 0 skips this and checks in-process), all of a cell's
+kernels at once: a variant that hangs or fails there is reported and left out of that cell's A/B, the
+others are timed. ``ROUNDS`` (default 2)
 alternating timings per kernel; ``JOBS=15`` compiles every missing kernel
 in parallel before the timing starts (otherwise they are compiled one by one).
 
@@ -176,8 +177,14 @@ def main() -> None:
         page, cache = spec.page, spec.cache_dtype
         cell_folders = dict(folders)
         if check_timeout > 0:
-            for name, (tmpl, cache_dir) in folders.items():
-                why = _precheck(text, name, tmpl, cache_dir, name not in no_check, check_timeout)
+            # all at once (each child under its own timeout): the GPU time is the slowest one's
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=len(folders)) as pool:
+                whys = dict(zip(folders, pool.map(
+                    lambda item: _precheck(text, item[0], item[1][0], item[1][1], item[0] not in no_check,
+                                           check_timeout), folders.items())))
+            for name, why in whys.items():
                 if why is None:
                     continue
                 if name == "base":
