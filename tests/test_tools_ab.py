@@ -1,7 +1,8 @@
 """tools/ab_templates.py refuses an A/B in which two template folders load one kernel (it would time a
 kernel against itself, as every VARIANTS-mode A/B did before the jit memo held the template hash).
 Each kernel first runs in a child process under a timeout (its reference check and one call per timed
-length): a hang is killed and reported, a failure reported with its last lines, and neither stops the A/B."""
+length): a hang is killed and reported, a failure reported with its last lines; such a variant is left out
+of the A/B, while a base that fails stops it."""
 
 import sys
 from pathlib import Path
