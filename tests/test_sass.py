@@ -35,11 +35,12 @@ def test_functions_and_loops_are_parsed():
     assert sass.loops(fns["kernel_decode"]) == [(0x40, 0x50), (0x40, 0x200), (0x60, 0x1F0), (0x80, 0x140)]
 
 
-def test_the_tile_loop_is_the_innermost_loop_with_wgmma_and_its_spill_is_seen(monkeypatch):
-    monkeypatch.setattr(sass, "cubins_of", lambda blob: [b"cubin"])
+def test_the_tile_loop_is_the_innermost_loop_with_wgmma_and_its_spill_is_seen(monkeypatch, tmp_path):
+    obj = tmp_path / "kernel.o"
+    obj.write_bytes(b"object")
+    monkeypatch.setattr(sass, "cubins_of", lambda blob: [b"cubin"] if blob == b"object" else [])
     monkeypatch.setattr(sass, "disassemble", lambda cubin: SASS)
-    monkeypatch.setattr(sass.Path, "read_bytes", lambda self: b"object")
-    (loop,) = sass.mma_loops("kernel.o")
+    (loop,) = sass.mma_loops(obj)
     assert (loop.start, loop.end) == (0x80, 0x140)
     assert loop.counts == {"WARPGROUP": 1, "HGMMA": 1, "LDL": 1, "MUFU": 1}
     assert loop.local_memory == 1 and "LDL 1" in loop.describe()
