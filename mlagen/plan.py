@@ -27,9 +27,11 @@ A plan fixes every compile-time knob of the generated decode kernel:
   caches whose split pipeline would be two tiles deep (576-wide keys).
   ``"heads_n"`` (the default where ``max_q * heads_per_kv <= 32``):
   the query rows go on wgmma's N instead of M, S^T = K.Q^T and
-  O^T = V^T.P^T, so no MMA works on padding rows; one MMA warpgroup handles
+  O^T = V^T.P^T, so no MMA works on padding rows; the MMA warpgroup handles
   whole 64-token tiles fed through a ring of ``stages`` 64-token x 64-column
-  chunks. More rows per KV head go in column blocks of 32 over CTAs
+  chunks (``consumer_wgs=2``, 16-bit caches' default where the rows are a
+  multiple of 32: two MMA warpgroups split the query rows, each running the
+  whole tile loop for its half on the shared ring). More rows per KV head go in column blocks of 32 over CTAs
   (``block_m=32``: m-blocks reading the same KV tiles, a tuning candidate).
   fp8: two producer warpgroups (one TMA warp, seven dequantizing warps),
   each fp8 latent chunk loaded into the ring chunk it is converted into; 16-bit caches: the TMA warp loads every chunk straight into the ring.
@@ -91,6 +93,9 @@ _FP8_REG_SPLITS = ((72, 216), (56, 224), (40, 232))
 # heads_n: two producer warpgroups and one MMA warpgroup; the MMA warpgroup's registers come from
 # what the producers give up below the launch's even share (168 each for 384 threads)
 _HEADS_N_REGS = (136, 232)
+# two MMA warpgroups splitting the query rows (16-bit caches' default where the rows split in 16s):
+# 2 x 128 x (producer + consumer) <= 65,536
+_HEADS_N_REGS_2WG = (104, 152)
 
 
 def _reg_splits(spec: MLASpec, consumer_wgs: int) -> tuple:
@@ -311,6 +316,17 @@ def heads_n_default(spec: MLASpec) -> bool:
     return heads_n_unsupported(spec) is None and not heads_n_column_blocks(spec)
 
 
+def heads_n_default_wgs(spec: MLASpec) -> int:
+    """MMA warpgroups of the planner's heads_n plan: two splitting the query rows where they make 16
+    or more each (a multiple of 32) over a 16-bit cache, since each then overlaps its softmax with the
+    other's MMAs (H100, h_q 32 s_q 1 and h_q 16 s_q 2, bf16: 1.04-1.06x at 8k-16k tokens,
+    docs/perf/README.md); fp8 keeps one (two were 1.2x slower there: their dequantizing warps get
+    104 registers instead of 136)."""
+    if spec.cache_dtype != FP8_CACHE and heads_n_cols(spec) % 32 == 0:
+        return 2
+    return 1
+
+
 def q_rows(spec: MLASpec, plan: KernelPlan) -> int:
     """Query rows held in shared memory: a 64-row M tile, or for heads_n the N columns."""
     return heads_n_cols(spec) if plan.schedule == "heads_n" else plan.block_m
@@ -345,8 +361,8 @@ def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:
     dv_wg = spec.d_v // plan.consumer_wgs
     acc_o = plan.block_m * dv_wg // 128
     if plan.schedule == "heads_n":
-        # O^T: latent x N and S^T: tile x N, both float32 over one warpgroup
-        n = heads_n_cols(spec)
+        # O^T: latent x N and S^T: tile x N, both float32 over one warpgroup (its share of N)
+        n = heads_n_cols(spec) // plan.consumer_wgs
         return spec.d_v * n // 128 + plan.block_n * n // 128 + _CONSUMER_REG_OVERHEAD
     if plan.schedule == "seesaw":
         # a whole tile of S in float32, and P in bf16 on its way to shared memory
@@ -405,10 +421,15 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
         why = heads_n_unsupported(spec)
         if why:
             raise PlanError(why)
-        if p.block_n != 64 or p.consumer_wgs != 1:
+        if p.block_n != 64 or p.consumer_wgs not in (1, 2):
             raise PlanError(
-                "schedule = 'heads_n' runs one MMA warpgroup over 64-token tiles: needs block_n=64, "
-                f"consumer_wgs=1 (got {p.block_n}, {p.consumer_wgs})"
+                "schedule = 'heads_n' runs one or two MMA warpgroups over 64-token tiles: needs block_n=64, "
+                f"consumer_wgs 1 or 2 (got {p.block_n}, {p.consumer_wgs})"
+            )
+        if p.consumer_wgs == 2 and q_rows(spec, p) % 32:
+            raise PlanError(
+                f"consumer_wgs = 2: schedule 'heads_n' splits its {q_rows(spec, p)} query rows between two MMA "
+                "warpgroups, 16 or more (a multiple of 16) each: needs a multiple of 32"
             )
         chunks = heads_n_tile_chunks(spec)
         if not 2 * chunks <= p.stages <= 64:
@@ -417,10 +438,11 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
                 f"stages = {p.stages}: schedule 'heads_n' counts 64x64 KV chunks in its ring; a tile is "
                 f"{chunks} of them, so stages must be in {2 * chunks}..64"
             )
-        if (p.producer_regs, p.consumer_regs) != _HEADS_N_REGS:
+        regs = _HEADS_N_REGS if p.consumer_wgs == 1 else _HEADS_N_REGS_2WG
+        if (p.producer_regs, p.consumer_regs) != regs:
             raise PlanError(
                 f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): schedule 'heads_n' "
-                f"(two producer warpgroups, one MMA warpgroup) takes {_HEADS_N_REGS}"
+                f"(two producer warpgroups, {p.consumer_wgs} MMA warpgroup(s)) takes {regs}"
             )
         if p.raw_stages:
             raise PlanError(
@@ -544,12 +566,13 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
         overrides.setdefault("schedule", "heads_n")
     heads_n = overrides.get("schedule") == "heads_n"
-    wgs = overrides.pop("consumer_wgs", 1 if heads_n or spec.d_v % 128 else 2)
+    wgs = overrides.pop("consumer_wgs", heads_n_default_wgs(spec) if heads_n else 1 if spec.d_v % 128 else 2)
     if heads_n:
         overrides.setdefault("block_m", heads_n_block_m(spec))
         overrides.setdefault("raw_stages", 0)
-        overrides.setdefault("producer_regs", _HEADS_N_REGS[0])
-        overrides.setdefault("consumer_regs", _HEADS_N_REGS[1])
+        regs = _HEADS_N_REGS if wgs == 1 else _HEADS_N_REGS_2WG
+        overrides.setdefault("producer_regs", regs[0])
+        overrides.setdefault("consumer_regs", regs[1])
     if overrides.get("schedule") == "seesaw":
         # its only shape: two 64-token buffers shared by two warpgroups
         overrides.setdefault("stages", 2)
@@ -612,15 +635,17 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
     if heads_n_unsupported(spec) is None:
         # heads_n: a ring of two tiles, as deep as fits, and halfway between
         chunks = heads_n_tile_chunks(spec)
-        fitting = []
-        for ring in range(2 * chunks, 65):
-            try:
-                fitting.append(check_plan(spec, KernelPlan(
-                    block_m=heads_n_block_m(spec), block_n=64, stages=ring, consumer_wgs=1,
-                    producer_regs=_HEADS_N_REGS[0], consumer_regs=_HEADS_N_REGS[1], schedule="heads_n"), device))
-            except PlanError:
-                pass
-        if fitting:
-            deepest = fitting[-1].stages
-            plans.extend(p for p in fitting if p.stages in (2 * chunks, (2 * chunks + deepest) // 2, deepest))
+        # (one MMA warpgroup, or two splitting the query rows where there are 32 or a multiple)
+        for wgs, regs in ((1, _HEADS_N_REGS), (2, _HEADS_N_REGS_2WG)):
+            fitting = []
+            for ring in range(2 * chunks, 65):
+                try:
+                    fitting.append(check_plan(spec, KernelPlan(
+                        block_m=heads_n_block_m(spec), block_n=64, stages=ring, consumer_wgs=wgs,
+                        producer_regs=regs[0], consumer_regs=regs[1], schedule="heads_n"), device))
+                except PlanError:
+                    pass
+            if fitting:
+                deepest = fitting[-1].stages
+                plans.extend(p for p in fitting if p.stages in (2 * chunks, (2 * chunks + deepest) // 2, deepest))
     return plans

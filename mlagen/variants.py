@@ -8,8 +8,9 @@ every spec file, one and two MMA warpgroups, RoPE placement and LSE on/off,
 and the fp8_e4m3 cache (bf16 and fp16 queries, pages of 1 to 128 tokens, two
 KV heads, no RoPE, query rows per KV head from 8 to 128: the split and the
 heads_n schedules; MLAGEN_TEST_PLAN=schedule=split runs the heads_n shapes on the
-split schedule too). ``plan_variants`` adds plans the planner does not choose: cluster=2, and the
-M-side schedules for the few-row shapes that take heads_n by default.
+split schedule too). ``plan_variants`` adds plans the planner does not choose: cluster=2, the
+M-side schedules for the few-row shapes that take heads_n by default, heads_n in column blocks, and
+heads_n's other number of MMA warpgroups.
 Hypothesis then draws problems (batch, lengths, s_q, seeds) for them.
 """
 
@@ -58,6 +59,9 @@ def kernel_variants() -> dict[str, MLASpec]:
         # RoPE first, two KV heads (Q without TMA), 16-token pages, on the 16-bit heads_n schedule
         "h16_kv2_ropehead_p16_q2_fp16": MLASpec(q_heads=16, kv_heads=2, rope_at="head", page=16, max_q=2,
                                                 dtype="fp16"),
+        # 32 rows per KV head over a 16-bit cache: two MMA warpgroups of 16 (two KV heads: Q without TMA,
+        # loaded whole by both warpgroups)
+        "h32_kv2_p64_q2_causal": MLASpec(q_heads=32, kv_heads=2, max_q=2, causal=True),
     }
     return v
 
@@ -84,6 +88,17 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
         "h128_p64_fp8_headsn": ("h128_p64_fp8", {"schedule": "heads_n"}),
         "h32_kv2_p128_q4_causal_fp8_headsn": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "heads_n"}),
         "h128_p64_q2_causal_headsn": ("h128_p64_q2_causal", {"schedule": "heads_n"}),
+        # heads_n with two MMA warpgroups splitting the query rows (16 each), the default for 16-bit caches
+        # with 32 rows: pinned on fp8 (causal tokens on 16-token pages; column blocks with two KV heads and
+        # four causal tokens; fp16 over fp8 with two KV heads, 24 rows padded to 32); and one MMA
+        # warpgroup pinned where a 16-bit cache would get two (24 rows padded to 32; column blocks)
+        "h16_p16_q2_causal_fp8_headsn2wg": ("h16_p16_q2_causal_fp8", {"schedule": "heads_n", "consumer_wgs": 2}),
+        "h32_kv2_p128_q4_causal_fp8_headsn2wg": ("h32_kv2_p128_q4_causal_fp8",
+                                                 {"schedule": "heads_n", "consumer_wgs": 2}),
+        "h16_kv2_p128_q3_causal_fp16_fp8_headsn2wg": ("h16_kv2_p128_q3_causal_fp16_fp8",
+                                                      {"schedule": "heads_n", "consumer_wgs": 2}),
+        "h3_p32_q8_causal_headsn1wg": ("h3_p32_q8_causal", {"schedule": "heads_n", "consumer_wgs": 1}),
+        "h128_p64_q2_causal_headsn1wg": ("h128_p64_q2_causal", {"schedule": "heads_n", "consumer_wgs": 1}),
     }
 
 

@@ -142,9 +142,9 @@ def test_heads_n_column_blocks_compile(kernel_cache):
     counts = meta["instructions"]
     assert counts["target_sm_90a"] is True and counts["wgmma"] >= 2 and counts["tma_load"] >= 2
     assert meta["ptxas"]["serialized"] == []
-    assert "m_block * BLOCK_M + n" in (result.entry_dir / "kernel.py").read_text()
+    assert "m_block * BLOCK_M + col0 + n" in (result.entry_dir / "kernel.py").read_text()
     # one block per KV head: no offset in the code (the default kernels keep their PTX)
-    assert "m_block * BLOCK_M + n" not in render(MLASpec(q_heads=16, cache_dtype="fp8_e4m3"), plan_for(
+    assert "m_block * BLOCK_M + col0 + n" not in render(MLASpec(q_heads=16, cache_dtype="fp8_e4m3"), plan_for(
         MLASpec(q_heads=16, cache_dtype="fp8_e4m3"))).source
 
 

@@ -57,7 +57,6 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
 # Repo-level patches of the next GPU round (they touch the planner as well as the templates): they
 # must still apply to the checkout, or the round's run script stops at its first line.
 NEXT_ROUND_PATCHES = [
-    "docs/perf/experiments/2026-12-06b/headsn-2wg.patch",
     "docs/perf/experiments/2026-12-06b/seesaw-n32.patch",
 ]
 

@@ -17,6 +17,7 @@ from mlagen.plan import (
     UnsupportedSpecError,
     check_plan,
     consumer_registers,
+    heads_n_default_wgs,
     padded_dqk,
     parse_knobs,
     plan_for,
@@ -47,7 +48,7 @@ def fits_device(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM)
 
 def test_every_spec_file_is_supported():
     assert SUPPORTED == sorted(SPEC_FILES)
-    assert len(SUPPORTED) == 12
+    assert len(SUPPORTED) == 13
 
 
 @pytest.mark.parametrize("name", SUPPORTED)
@@ -68,7 +69,8 @@ def test_spec_file_plan_fits_the_device(name):
     assert plan.schedule == ("heads_n" if heads_n else "seesaw" if seesaw else "split")
     if not seesaw:
         assert plan == split
-    assert plan.consumer_wgs == (1 if heads_n or spec.d_v % 128 else 2)
+    # heads_n: two MMA warpgroups splitting the rows where a 16-bit cache has 32 (or a multiple)
+    assert plan.consumer_wgs == (heads_n_default_wgs(spec) if heads_n else 1 if spec.d_v % 128 else 2)
     # deterministic: the same spec gets the same plan
     assert plan_for(spec) == plan
 
@@ -220,10 +222,10 @@ def test_search_space_plans_all_pass_and_include_the_heuristic(name):
 
 def test_search_space_differs_across_specs():
     dsv3, mini = set(search_space(DSV3)), set(search_space(MINICPM3))
-    # 128 query rows per KV head on heads_n: column blocks of 32 over CTAs, one MMA warpgroup each;
-    # MiniCPM3's RoPE of 32 is no whole 64-column chunk, so it has none
+    # 128 query rows per KV head on heads_n: column blocks of 32 over CTAs, one MMA warpgroup each or
+    # two of 16 rows; MiniCPM3's RoPE of 32 is no whole 64-column chunk, so it has none
     column_blocks = {p for p in dsv3 if p.schedule == "heads_n"}
-    assert column_blocks and {(p.block_m, p.consumer_wgs) for p in column_blocks} == {(32, 1)}
+    assert column_blocks and {(p.block_m, p.consumer_wgs) for p in column_blocks} == {(32, 1), (32, 2)}
     assert all(p.schedule != "heads_n" for p in mini)
     dsv3 -= column_blocks
     # 512-wide values need two warpgroups on the M side; 256-wide values fit one
@@ -345,9 +347,11 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
     # pinned or tuned, never the default
     for many in (MLASpec(q_heads=64), MLASpec(q_heads=32, max_q=2, causal=True, cache_dtype="fp8_e4m3"),
                  MLASpec(q_heads=24, max_q=2, causal=True)):
-        blocks = plan_for(many, schedule="heads_n")
+        blocks = plan_for(many, schedule="heads_n", consumer_wgs=1)
         assert (blocks.block_m, blocks.consumer_wgs) == (32, 1) and blocks.tag.startswith("m32n64")
         assert consumer_registers(many, blocks) == 128 + 16 + 64
+        # a 16-bit cache's 32 columns go to two MMA warpgroups by default, 16 each
+        assert plan_for(many, schedule="heads_n").consumer_wgs == heads_n_default_wgs(many)
         assert plan_for(many).schedule != "heads_n" and blocks in search_space(many)
         with pytest.raises(PlanError, match="steps m-blocks by 32 rows for"):
             check_plan(many, dataclasses.replace(blocks, block_m=64))
@@ -361,7 +365,8 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
             plan_for(bad, schedule="heads_n")
         assert all(p.schedule != "heads_n" for p in search_space(bad))
     for knobs, words in [(dict(stages=17), "stages must be in 18..64"), (dict(raw_stages=1), "no packed-row pipeline"),
-                         (dict(consumer_wgs=2), "consumer_wgs=1"),
+                         (dict(consumer_wgs=2), r"takes \(104, 152\)"),
+                         (dict(consumer_wgs=3), "must be 1 or 2"),
                          (dict(producer_regs=72, consumer_regs=216), r"takes \(136, 232\)")]:
         with pytest.raises(PlanError, match=words):
             check_plan(spec, dataclasses.replace(plan, **knobs))
@@ -397,3 +402,30 @@ def test_heads_n_over_a_16_bit_cache():
     assert plan_for(MLASpec(q_heads=16, latent=256, rope=32)).schedule != "heads_n"
     with pytest.raises(PlanError, match="rope 32 is not a multiple of 64"):
         plan_for(MLASpec(q_heads=16, latent=256, rope=32), schedule="heads_n")
+
+
+def test_heads_n_two_mma_warpgroups_split_the_query_rows():
+    """A 16-bit cache with 32 query rows per KV head (or 24, padded to 32) runs heads_n with two MMA
+    warpgroups of 16 rows each by default; 16 rows cannot split; fp8 keeps one unless pinned."""
+    for spec in (MLASpec(q_heads=32), MLASpec(q_heads=16, max_q=2, causal=True),
+                 MLASpec(q_heads=3, max_q=8, causal=True, page=32), MLASpec(q_heads=32, dtype="fp16")):
+        plan = plan_for(spec)
+        assert (plan.schedule, plan.consumer_wgs) == ("heads_n", 2) and plan.tag.endswith("w2-headsn")
+        assert (plan.producer_regs, plan.consumer_regs) == (104, 152)
+        assert 128 * (2 * plan.producer_regs + 2 * plan.consumer_regs) <= H100_SXM.regs_per_sm
+        # O^T of 16 columns (64 registers) and S^T (8) per MMA thread
+        assert consumer_registers(spec, plan) == 64 + 8 + 64 <= plan.consumer_regs
+        one = plan_for(spec, consumer_wgs=1)
+        assert (one.schedule, one.consumer_wgs, one.consumer_regs) == ("heads_n", 1, 232)
+        # the same ring: the two P^T tiles of 16 columns take the room of one of 32
+        assert one.stages == plan.stages and smem_bytes(spec, one) == smem_bytes(spec, plan)
+        assert {plan, one} <= set(search_space(spec))
+    sixteen = MLASpec(q_heads=16)
+    assert plan_for(sixteen).consumer_wgs == 1
+    with pytest.raises(PlanError, match="needs a multiple of 32"):
+        plan_for(sixteen, schedule="heads_n", consumer_wgs=2)
+    assert all(p.consumer_wgs == 1 for p in search_space(sixteen) if p.schedule == "heads_n")
+    fp8 = MLASpec(q_heads=32, cache_dtype="fp8_e4m3")
+    assert (plan_for(fp8).schedule, plan_for(fp8).consumer_wgs) == ("heads_n", 1)
+    pinned = plan_for(fp8, schedule="heads_n", consumer_wgs=2)
+    assert (pinned.schedule, pinned.consumer_wgs) == ("heads_n", 2) and pinned in search_space(fp8)

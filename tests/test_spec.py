@@ -364,6 +364,7 @@ def test_describe():
 EXPECTED_FILES = {
     "deepseek_v3.py",
     "deepseek_v3_tp8.py",
+    "deepseek_v3_tp4.py",
     "deepseek_v3_mtp.py",
     "deepseek_v3_page1.py",
     "deepseek_v3_page16.py",
@@ -420,6 +421,7 @@ def test_deepseek_v3_numbers():
 def test_variant_files():
     base = load_spec(SPECS / "deepseek_v3.py")
     assert load_spec(SPECS / "deepseek_v3_tp8.py") == base.replace(q_heads=16)
+    assert load_spec(SPECS / "deepseek_v3_tp4.py") == base.replace(q_heads=32)
     assert load_spec(SPECS / "deepseek_v3_mtp.py") == base.replace(max_q=2, causal=True)
     for page in (1, 16, 128):
         assert load_spec(SPECS / f"deepseek_v3_page{page}.py") == base.replace(page=page)

@@ -13,7 +13,7 @@
 #   SANITIZE_TOOLS       the sanitizer tools to run (default: "memcheck synccheck"; racecheck reports hazards
 #                        on the seesaw schedule between accesses its named barriers order, see docs/perf/README.md; to racecheck
 #                        the split schedule instead, MLAGEN_TEST_PLAN=schedule=split)
-#   SANITIZE_K           pytest -k expression of that subset (default: "split_count and 3")
+#   SANITIZE_K           pytest -k expression of that subset (default: "split_count and h128 and 3")
 #   SKIP_SUITE=1         run only the sanitizer part
 #   OUT                  folder for the logs and the JUnit report (default: none, console only)
 # Exit status: 0 when every part that ran passed; otherwise the first failing part's status.
@@ -70,7 +70,7 @@ if [[ ${SANITIZE:-0} == 1 ]]; then
     echo "gpu-suite: compute-sanitizer is not on PATH" >&2
     (( status == 0 )) && status=127
   else
-    subset=${SANITIZE_K:-split_count and 3}
+    subset=${SANITIZE_K:-split_count and h128 and 3}
     for tool in ${SANITIZE_TOOLS:-memcheck synccheck}; do
       # PyTorch's caching allocator hides out-of-bounds accesses inside its pools: allocate exactly.
       # --error-exitcode makes a finding fail the run even when the tests themselves pass; CUDA API

@@ -151,10 +151,12 @@ def test_large_batch_deepseek_shape():
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 17, 132, 1000])
-def test_split_count_does_not_change_result(parts):
-    spec = VARIANTS["h128_p64_q2_causal"]
+@pytest.mark.parametrize("name", ["h128_p64_q2_causal", "h32_kv2_p64_q2_causal"])
+def test_split_count_does_not_change_result(name, parts):
+    # (the second: heads_n with two MMA warpgroups, Q loaded by both, partial last tiles)
+    spec = VARIANTS[name]
     problem = make_problem(spec, batch=5, seqlens=[700, 64, 0, 5000, 129], s_q=2, seed=5, device="cuda")
-    run_checked(kernel_for("h128_p64_q2_causal"), problem, num_parts=parts)
+    run_checked(kernel_for(name), problem, num_parts=parts)
 
 
 def test_cuda_graph_replay_matches_eager():
