@@ -392,6 +392,14 @@ def supports(spec: MLASpec) -> str | None:
     return None
 
 
+def launch_registers(threads: int, device: DeviceFacts = H100_SXM) -> int:
+    """Registers a CTA of ``threads`` is launched with: the register file's share per thread in steps of
+    8, at most 256 (168 for 384 threads: 64,512 of 65,536). setmaxnreg only moves registers within
+    this allocation; a warpgroup whose increase finds the pool short waits there for ever (on the
+    H100: a hang, not an error), so the per-role budgets must add up to no more."""
+    return min(device.regs_per_sm // threads // 8 * 8, 256) * threads
+
+
 def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) -> KernelPlan:
     """Raise :class:`PlanError` naming the violated limit; return the plan if it fits."""
     why = supports(spec)
@@ -504,9 +512,11 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
             f"{list(_reg_splits(spec, p.consumer_wgs))}"
         )
     regs = 128 * (p.producer_wgs * p.producer_regs + p.consumer_wgs * p.consumer_regs)
-    if regs > device.regs_per_sm:
+    launched = launch_registers(p.threads, device)
+    if regs > launched:
         raise PlanError(
-            f"register file: {regs} registers per CTA exceed {device.regs_per_sm} on {device.name}"
+            f"register file: {regs} registers per CTA exceed the {launched} a CTA of {p.threads} threads is "
+            f"launched with on {device.name} (setmaxnreg cannot grow the total)"
         )
     need = consumer_registers(spec, p)
     if need > p.consumer_regs:

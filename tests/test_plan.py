@@ -17,6 +17,7 @@ from mlagen.plan import (
     UnsupportedSpecError,
     check_plan,
     consumer_registers,
+    launch_registers,
     heads_n_default_wgs,
     padded_dqk,
     parse_knobs,
@@ -186,6 +187,13 @@ def test_register_file_limit_of_the_device():
     with pytest.raises(PlanError, match="register file") as info:
         check_plan(DSV3, plan_for(DSV3), small)
     assert "half-register GPU" in str(info.value)
+    # setmaxnreg moves registers within the CTA's launch allocation: 168 a thread for 384 threads
+    assert launch_registers(384) == 168 * 384 == 64512 and launch_registers(512) == 65536
+    assert launch_registers(128) == 256 * 128
+    for name in SUPPORTED:
+        for plan in search_space(SPEC_FILES[name]):
+            assert 128 * (plan.producer_wgs * plan.producer_regs + plan.consumer_wgs * plan.consumer_regs) <= (
+                launch_registers(plan.threads))
 
 
 def test_shared_memory_limit_of_the_device():
