@@ -58,11 +58,12 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
 # must still apply to the checkout, or the round's run script stops at its first line.
 NEXT_ROUND_PATCHES = [
     "docs/perf/experiments/2026-12-06b/seesaw-n32.patch",
+    "docs/perf/experiments/2026-12-06c/headsn-wide.patch",
 ]
 
 
 @pytest.mark.parametrize("patch", NEXT_ROUND_PATCHES, ids=lambda p: Path(p).stem)
 def test_next_round_patch_applies_to_the_checkout(tmp_path, patch):
-    for part in ("mlagen", "templates"):
+    for part in ("mlagen", "templates", "tests"):
         shutil.copytree(REPO / part, tmp_path / part)
     subprocess.run(["patch", "-s", "--dry-run", "-p1", "-i", str(REPO / patch)], cwd=tmp_path, check=True)
