@@ -320,8 +320,9 @@ def heads_n_default_wgs(spec: MLASpec) -> int:
     """MMA warpgroups of the planner's heads_n plan: two splitting the query rows where they make 16
     or more each (a multiple of 32) over a 16-bit cache, since each then overlaps its softmax with the
     other's MMAs (H100, h_q 32 s_q 1 and h_q 16 s_q 2, bf16: 1.04-1.06x at 8k-16k tokens,
-    docs/perf/README.md); fp8 keeps one (two were 1.2x slower there: their dequantizing warps get
-    104 registers instead of 136)."""
+    docs/perf/README.md); fp8 keeps one (two were 1.2x slower there; the converting loop is the same
+    code, so likely shared-memory bandwidth: each MMA warpgroup reads every K and V chunk, within
+    fp8's per-tile time, which is 0.57x bf16's)."""
     if spec.cache_dtype != FP8_CACHE and heads_n_cols(spec) % 32 == 0:
         return 2
     return 1
