@@ -4,6 +4,7 @@ Each kernel first runs in a child process under a timeout (its reference check a
 length): a hang is killed and reported, a failure reported with its last lines; such a variant is left out
 of the A/B, while a base that fails stops it."""
 
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -58,7 +59,7 @@ def test_precheck_child_command_names_the_cell_folder_and_mode(monkeypatch):
         seen["command"], seen["timeout"] = command, kwargs["timeout"]
         return SimpleNamespace(returncode=0, stdout="", stderr="")
 
-    monkeypatch.setattr(ab_templates.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     assert ab_templates._precheck("32,1,128,8192:16384,fp8_e4m3", "nocopy", "/t/nocopy", "/c", False, 90) is None
     assert seen["command"][1:] == [str(Path(ab_templates.__file__).resolve()), "--one",
                                    "32,1,128,8192:16384,fp8_e4m3", "/t/nocopy", "/c", "run"]

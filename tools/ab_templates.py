@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from mlagen.bench import cell_spec, measure_ceilings, run_cell
 from mlagen.plan import parse_knobs, plan_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_cell import check  # noqa: E402
+from sweep_cell import check, run_child  # noqa: E402
 
 
 def kernel_for(spec, template_dir: str | None, cache_dir: str):
@@ -108,14 +107,7 @@ def _precheck(text: str, name: str, template_dir: str | None, cache_dir: str, wi
     child's command line, for tests)."""
     command = command or [sys.executable, str(Path(__file__).resolve()), "--one", text, template_dir or "",
                           cache_dir, "check" if with_check else "run"]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"no result after {timeout:.0f} s (a hang?): killed"
-    if done.returncode != 0:
-        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-        return f"failed (exit {done.returncode}): " + " | ".join(lines[-3:])
-    return None
+    return run_child(command, timeout)
 
 
 def _build(item):
