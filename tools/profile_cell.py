@@ -18,7 +18,7 @@ import torch
 
 import mlagen.jit
 from mlagen.bench import cell_spec, make_inputs, seqlens_for
-from mlagen.plan import plan_for
+from mlagen.plan import parse_knobs, plan_for
 
 
 def main() -> None:
@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--page", type=int, default=64)
     ap.add_argument("--cache", default=None, help="fp8_e4m3 for the packed fp8 cache")
     ap.add_argument("--calls", type=int, default=4)
+    ap.add_argument("--plan", default="", help='plan knobs, knob=value[,knob=value] ("" = heuristic)')
     ap.add_argument("--flashmla", metavar="LIB", default=None,
                     help="run FlashMLA's decode (a library built by tools/flashmla_ref/build.sh) instead of ours")
     args = ap.parse_args()
@@ -39,7 +40,7 @@ def main() -> None:
 
         kernel = flashmla_ref.load(spec, args.flashmla)
     else:
-        kernel = mlagen.jit.compile(spec, plan_for(spec), tuned=False)
+        kernel = mlagen.jit.compile(spec, plan_for(spec, **parse_knobs(args.plan)), tuned=False)
     lens = seqlens_for(args.batch, args.s_q, args.s_k)
     q, cache, bt, ln = make_inputs(spec, args.batch, args.s_q, lens, sets=1)[0]
     for _ in range(args.calls):
