@@ -59,6 +59,7 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
 NEXT_ROUND_PATCHES = [
     "docs/perf/experiments/2026-12-06b/seesaw-n32.patch",
     "docs/perf/experiments/2026-12-06c/headsn-wide.patch",
+    "docs/perf/experiments/2026-12-06c/headsn-roles.patch",
 ]
 
 
