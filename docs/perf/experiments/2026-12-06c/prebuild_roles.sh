@@ -6,13 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 cache=$(realpath -m "${1:?cache folder}")
-root=$PWD
-tree=$(mktemp -d)/tree
-git worktree add -q --detach "$tree" HEAD
-trap 'git -C "$root" worktree remove --force "$tree"' EXIT
-(cd "$tree" && patch -s -p1 < "$root/docs/perf/experiments/2026-12-06c/headsn-roles.patch")
-cd "$tree"
-PYTHONPATH="$tree" python3 - "$cache" <<'PY'
+bash tools/with_patch_tree.sh docs/perf/experiments/2026-12-06c/headsn-roles.patch python3 - "$cache" <<'PY'
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
