@@ -31,10 +31,12 @@ A plan fixes every compile-time knob of the generated decode kernel:
   whole 64-token tiles fed through a ring of ``stages`` 64-token x 64-column
   chunks (``consumer_wgs=2``, 16-bit caches' default where the rows are a
   multiple of 32: two MMA warpgroups split the query rows, each running the
-  whole tile loop for its half on the shared ring). More rows per KV head go in column blocks of 32 over CTAs
-  (``block_m=32``: m-blocks reading the same KV tiles, a tuning candidate).
-  fp8: two producer warpgroups (one TMA warp, seven dequantizing warps),
-  each fp8 latent chunk loaded into the ring chunk it is converted into; 16-bit caches: the TMA warp loads every chunk straight into the ring.
+  whole tile loop for its half on the shared ring). More rows per KV head
+  go in column blocks of 32 over CTAs (``block_m=32``: m-blocks reading the
+  same KV tiles, a tuning candidate). fp8: two producer warpgroups (one TMA
+  warp, seven dequantizing warps), each fp8 latent chunk loaded into the
+  ring chunk it is converted into; 16-bit caches: the TMA warp loads every
+  chunk straight into the ring.
 * ``raw_stages`` (fp8_e4m3 caches, split schedule): depth of the TMA pipeline
   of packed fp8 token rows (16-token stages). The three producer warps other
   than the TMA warp dequantize them into ``stages`` bf16/fp16 KV buffers of
@@ -96,6 +98,11 @@ _HEADS_N_REGS = (136, 232)
 # two MMA warpgroups splitting the query rows (16-bit caches' default where the rows split in 16s):
 # 2 x 128 x (producer + consumer) <= 65,536
 _HEADS_N_REGS_2WG = (104, 152)
+
+
+def heads_n_regs(consumer_wgs: int) -> tuple[int, int]:
+    """heads_n's (producer_regs, consumer_regs) beside one or two MMA warpgroups."""
+    return _HEADS_N_REGS if consumer_wgs == 1 else _HEADS_N_REGS_2WG
 
 
 def _reg_splits(spec: MLASpec, consumer_wgs: int) -> tuple:
@@ -447,7 +454,7 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
                 f"stages = {p.stages}: schedule 'heads_n' counts 64x64 KV chunks in its ring; a tile is "
                 f"{chunks} of them, so stages must be in {2 * chunks}..64"
             )
-        regs = _HEADS_N_REGS if p.consumer_wgs == 1 else _HEADS_N_REGS_2WG
+        regs = heads_n_regs(p.consumer_wgs)
         if (p.producer_regs, p.consumer_regs) != regs:
             raise PlanError(
                 f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): schedule 'heads_n' "
@@ -581,7 +588,7 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     if heads_n:
         overrides.setdefault("block_m", heads_n_block_m(spec))
         overrides.setdefault("raw_stages", 0)
-        regs = _HEADS_N_REGS if wgs == 1 else _HEADS_N_REGS_2WG
+        regs = heads_n_regs(wgs)
         overrides.setdefault("producer_regs", regs[0])
         overrides.setdefault("consumer_regs", regs[1])
     if overrides.get("schedule") == "seesaw":
@@ -647,7 +654,8 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
         # heads_n: a ring of two tiles, as deep as fits, and halfway between
         chunks = heads_n_tile_chunks(spec)
         # (one MMA warpgroup, or two splitting the query rows where there are 32 or a multiple)
-        for wgs, regs in ((1, _HEADS_N_REGS), (2, _HEADS_N_REGS_2WG)):
+        for wgs in (1, 2):
+            regs = heads_n_regs(wgs)
             fitting = []
             for ring in range(2 * chunks, 65):
                 try:
