@@ -113,7 +113,7 @@ def _constants(spec: MLASpec, plan: KernelPlan) -> dict:
         "q_rows": q_rows(spec, plan),
         # heads_n over several CTAs per KV head (column blocks): a CTA's column n is packed row
         # m_block * BLOCK_M + n; with one block the offset is 0 and left out of the code
-        "column_blocks": plan.schedule == "heads_n" and heads_n_column_blocks(spec),
+        "column_blocks": plan.schedule == "heads_n" and heads_n_column_blocks(spec, plan.consumer_wgs),
         # rows of one 64-column chunk block of a KV buffer (heads_n: its ring chunks are whole tiles' rows)
         "chunk_rows": plan.block_n if plan.schedule == "heads_n" else kv_rows(spec, plan),
         "tile_chunks": heads_n_tile_chunks(spec),

@@ -31,12 +31,13 @@ A plan fixes every compile-time knob of the generated decode kernel:
   whole 64-token tiles fed through a ring of ``stages`` 64-token x 64-column
   chunks (``consumer_wgs=2``, 16-bit caches' default where the rows are a
   multiple of 32: two MMA warpgroups split the query rows, each running the
-  whole tile loop for its half on the shared ring). More rows per KV head
-  go in column blocks of 32 over CTAs (``block_m=32``: m-blocks reading the
-  same KV tiles, a tuning candidate). fp8: two producer warpgroups (one TMA
-  warp, seven dequantizing warps), each fp8 latent chunk loaded into the
-  ring chunk it is converted into; 16-bit caches: the TMA warp loads every
-  chunk straight into the ring.
+  whole tile loop for its half on the shared ring; with 32 columns each, 64
+  rows per CTA, one producer warpgroup instead of two, for the registers).
+  More rows per KV head go in column blocks of 32 (64 on two MMA warpgroups)
+  over CTAs (m-blocks reading the same KV tiles, a tuning candidate).
+  fp8: two producer warpgroups (one TMA warp, seven dequantizing warps; one
+  producer warpgroup: three),
+  each fp8 latent chunk loaded into the ring chunk it is converted into; 16-bit caches: the TMA warp loads every chunk straight into the ring.
 * ``raw_stages`` (fp8_e4m3 caches, split schedule): depth of the TMA pipeline
   of packed fp8 token rows (16-token stages). The three producer warps other
   than the TMA warp dequantize them into ``stages`` bf16/fp16 KV buffers of
@@ -98,11 +99,12 @@ _HEADS_N_REGS = (136, 232)
 # two MMA warpgroups splitting the query rows (16-bit caches' default where the rows split in 16s):
 # 2 x 128 x (producer + consumer) <= 65,536
 _HEADS_N_REGS_2WG = (104, 152)
-
-
-def heads_n_regs(consumer_wgs: int) -> tuple[int, int]:
-    """heads_n's (producer_regs, consumer_regs) beside one or two MMA warpgroups."""
-    return _HEADS_N_REGS if consumer_wgs == 1 else _HEADS_N_REGS_2WG
+# two MMA warpgroups of 32 columns each (64 query rows per CTA): O^T alone is 128 registers per MMA
+# thread, so one producer warpgroup (the TMA warp, three converting warps) and the rest to the MMA
+# threads, within the 168 x 384 = 64,512 the CTA is launched with: 72 + 2 x 216 (three local loads in
+# the MMA tile loop, fewer spills in the converting loop; H100, fp8: 1.10x faster than 56 + 2 x 224,
+# which has no local memory in the tile loop, docs/perf/README.md), or 56 + 2 x 224
+_HEADS_N_WIDE_SPLITS = ((72, 216), (56, 224))
 
 
 def _reg_splits(spec: MLASpec, consumer_wgs: int) -> tuple:
@@ -140,8 +142,11 @@ class KernelPlan:
 
     @property
     def producer_wgs(self) -> int:
-        """Warpgroups that load (and for fp8 dequantize) KV tiles."""
-        return 2 if self.schedule == "heads_n" else 1
+        """Warpgroups that load (and for fp8 dequantize) KV tiles: heads_n has two, except beside two
+        MMA warpgroups of 32 columns (their register splits, ``_HEADS_N_WIDE_SPLITS``), one."""
+        if self.schedule != "heads_n":
+            return 1
+        return 1 if (self.producer_regs, self.consumer_regs) in _HEADS_N_WIDE_SPLITS else 2
 
     @property
     def threads(self) -> int:
@@ -298,29 +303,61 @@ def dequant_warps(plan: KernelPlan) -> int:
     return 4 * plan.producer_wgs - 1
 
 
-def heads_n_cols(spec: MLASpec) -> int:
-    """The heads_n schedule's N per CTA: the query rows of one KV head (max_q * heads_per_kv), rounded
-    up to 16 (the smallest N whose Q and P^T tiles fill a swizzle atom), at most HEADS_N_MAX_COLS."""
-    return min(-(-spec.max_q * spec.heads_per_kv // 16) * 16, HEADS_N_MAX_COLS)
+def heads_n_cols(spec: MLASpec, wgs: int = 1) -> int:
+    """The heads_n schedule's N per CTA with ``wgs`` MMA warpgroups: the query rows of one KV head
+    (max_q * heads_per_kv), rounded up to 16 per warpgroup (the smallest N whose Q and P^T tiles fill a
+    swizzle atom), at most HEADS_N_MAX_COLS per warpgroup."""
+    step = 16 * wgs
+    return min(-(-spec.max_q * spec.heads_per_kv // step) * step, HEADS_N_MAX_COLS * wgs)
 
 
-def heads_n_column_blocks(spec: MLASpec) -> bool:
-    """Whether heads_n splits a KV head's query rows into column blocks of HEADS_N_MAX_COLS over
+def heads_n_column_blocks(spec: MLASpec, wgs: int = 1) -> bool:
+    """Whether heads_n with ``wgs`` MMA warpgroups splits a KV head's query rows into column blocks over
     several CTAs (m-blocks), each reading the same KV tiles (L2 serves the second read when they run
     side by side, as for the seesaw's two m-blocks)."""
-    return spec.max_q * spec.heads_per_kv > HEADS_N_MAX_COLS
+    return spec.max_q * spec.heads_per_kv > HEADS_N_MAX_COLS * wgs
 
 
-def heads_n_block_m(spec: MLASpec) -> int:
+def heads_n_block_m(spec: MLASpec, wgs: int = 1) -> int:
     """block_m of a heads_n plan: the rows that step m_block. All rows fit one CTA: 64 (one m-block);
-    column blocks: HEADS_N_MAX_COLS."""
-    return HEADS_N_MAX_COLS if heads_n_column_blocks(spec) else WGMMA_M
+    column blocks: a CTA's columns (HEADS_N_MAX_COLS per MMA warpgroup)."""
+    return HEADS_N_MAX_COLS * wgs if heads_n_column_blocks(spec, wgs) else WGMMA_M
+
+
+def heads_n_reg_splits(spec: MLASpec, wgs: int) -> tuple[tuple[int, int], ...]:
+    """heads_n's (producer_regs, consumer_regs) choices, the planner's first: one MMA warpgroup; two of
+    16 columns; two of 32."""
+    if wgs == 1:
+        return (_HEADS_N_REGS,)
+    return _HEADS_N_WIDE_SPLITS if heads_n_cols(spec, wgs) // wgs > 16 else (_HEADS_N_REGS_2WG,)
+
+
+def heads_n_min_ring(spec: MLASpec, plan: KernelPlan) -> int:
+    """The shallowest chunk ring heads_n takes: two tiles, so the converting warps never idle while a
+    tile is multiplied; beside two MMA warpgroups of 32 columns (64 rows of Q in shared memory) two
+    tiles do not fit, so one tile plus a chunk per converting warp and one more (the bound under which
+    the converting warps' parity waits stay exact, see convert_chunk)."""
+    chunks = heads_n_tile_chunks(spec)
+    if plan.producer_wgs == 1:
+        return chunks + dequant_warps(plan) + 1
+    return 2 * chunks
 
 
 def heads_n_default(spec: MLASpec) -> bool:
     """Whether the planner picks heads_n by default: generated, and all query rows of a KV head on
     one CTA's N (column blocks are a tuning candidate until measured faster)."""
     return heads_n_unsupported(spec) is None and not heads_n_column_blocks(spec)
+
+
+def heads_n_wide_default(spec: MLASpec) -> bool:
+    """Whether the planner puts an fp8 cache with more than 32 query rows per KV head on heads_n with two
+    MMA warpgroups of 32 columns (64 rows per CTA, column blocks of 64 beyond) instead of the split
+    schedule: H100, same-run sweeps, registers 72/216: h_q 64 s_q 1 0.405 / 0.425 against 0.400 / 0.410
+    at 8k / 16k, h_q 128 s_q 1 0.382 / 0.396 against 0.364 / 0.373, h_q 32 s_q 2 0.397 / 0.421 against
+    0.399 / 0.410 (docs/perf/README.md). 16-bit caches keep the seesaw (bf16 h_q 64: 0.80 / 0.88
+    against 0.91 / 0.97)."""
+    return (spec.cache_dtype == FP8_CACHE and heads_n_unsupported(spec) is None
+            and heads_n_column_blocks(spec))
 
 
 def heads_n_default_wgs(spec: MLASpec) -> int:
@@ -337,7 +374,7 @@ def heads_n_default_wgs(spec: MLASpec) -> int:
 
 def q_rows(spec: MLASpec, plan: KernelPlan) -> int:
     """Query rows held in shared memory: a 64-row M tile, or for heads_n the N columns."""
-    return heads_n_cols(spec) if plan.schedule == "heads_n" else plan.block_m
+    return heads_n_cols(spec, plan.consumer_wgs) if plan.schedule == "heads_n" else plan.block_m
 
 
 def kv_rows(spec: MLASpec, plan: KernelPlan) -> int:
@@ -370,7 +407,7 @@ def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:
     acc_o = plan.block_m * dv_wg // 128
     if plan.schedule == "heads_n":
         # O^T: latent x N and S^T: tile x N, both float32 over one warpgroup (its share of N)
-        n = heads_n_cols(spec) // plan.consumer_wgs
+        n = heads_n_cols(spec, plan.consumer_wgs) // plan.consumer_wgs
         return spec.d_v * n // 128 + plan.block_n * n // 128 + _CONSUMER_REG_OVERHEAD
     if plan.schedule == "seesaw":
         # a whole tile of S in float32, and P in bf16 on its way to shared memory
@@ -415,11 +452,11 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     p = plan
     if p.schedule == "heads_n":
-        if p.block_m != heads_n_block_m(spec):
+        if p.consumer_wgs in (1, 2) and p.block_m != heads_n_block_m(spec, p.consumer_wgs):
             raise PlanError(
-                f"block_m = {p.block_m}: schedule 'heads_n' steps m-blocks by {heads_n_block_m(spec)} rows for "
-                f"{spec.max_q * spec.heads_per_kv} query rows per KV head (column blocks of at most "
-                f"{HEADS_N_MAX_COLS} over CTAs)"
+                f"block_m = {p.block_m}: schedule 'heads_n' steps m-blocks by {heads_n_block_m(spec, p.consumer_wgs)} "
+                f"rows for {spec.max_q * spec.heads_per_kv} query rows per KV head (column blocks of at most "
+                f"{HEADS_N_MAX_COLS} per MMA warpgroup over CTAs)"
             )
     elif p.block_m != WGMMA_M:
         raise PlanError(f"block_m = {p.block_m}: must be {WGMMA_M} (one wgmma M tile per CTA)")
@@ -442,23 +479,26 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
                 "schedule = 'heads_n' runs one or two MMA warpgroups over 64-token tiles: needs block_n=64, "
                 f"consumer_wgs 1 or 2 (got {p.block_n}, {p.consumer_wgs})"
             )
-        if p.consumer_wgs == 2 and q_rows(spec, p) % 32:
+        rows = spec.max_q * spec.heads_per_kv
+        if p.consumer_wgs == 2 and rows <= 16:
             raise PlanError(
-                f"consumer_wgs = 2: schedule 'heads_n' splits its {q_rows(spec, p)} query rows between two MMA "
-                "warpgroups, 16 or more (a multiple of 16) each: needs a multiple of 32"
+                f"consumer_wgs = 2: schedule 'heads_n' splits the query rows between two MMA warpgroups, 16 or "
+                f"more each: {rows} query rows per KV head leave the second one only padding"
             )
-        chunks = heads_n_tile_chunks(spec)
-        if not 2 * chunks <= p.stages <= 64:
-            # (two tiles at least: with less, the converting warps idle while a tile is multiplied)
-            raise PlanError(
-                f"stages = {p.stages}: schedule 'heads_n' counts 64x64 KV chunks in its ring; a tile is "
-                f"{chunks} of them, so stages must be in {2 * chunks}..64"
-            )
-        regs = heads_n_regs(p.consumer_wgs)
-        if (p.producer_regs, p.consumer_regs) != regs:
+        splits = heads_n_reg_splits(spec, p.consumer_wgs)
+        if (p.producer_regs, p.consumer_regs) not in splits:
+            layout = ("one producer warpgroup" if splits[0] in _HEADS_N_WIDE_SPLITS else "two producer warpgroups") + (
+                f", {p.consumer_wgs} MMA warpgroup(s) of {q_rows(spec, p) // p.consumer_wgs} columns")
             raise PlanError(
                 f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): schedule 'heads_n' "
-                f"(two producer warpgroups, {p.consumer_wgs} MMA warpgroup(s)) takes {regs}"
+                f"({layout}) takes {' or '.join(map(str, splits))}"
+            )
+        chunks = heads_n_tile_chunks(spec)
+        low = heads_n_min_ring(spec, p)
+        if not low <= p.stages <= 64:
+            raise PlanError(
+                f"stages = {p.stages}: schedule 'heads_n' counts 64x64 KV chunks in its ring; a tile is "
+                f"{chunks} of them, so stages must be in {low}..64"
             )
         if p.raw_stages:
             raise PlanError(
@@ -583,12 +623,18 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         # few query rows per KV head: on N they waste no MMA rows, and the dequantizers get seven
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
         overrides.setdefault("schedule", "heads_n")
+    elif heads_n_wide_default(spec) and "schedule" not in overrides and overrides.get("consumer_wgs", 2) == 2:
+        # more rows: 64 per CTA on two MMA warpgroups (1.01-1.06x the split schedule)
+        try:
+            return plan_for(spec, device, schedule="heads_n", consumer_wgs=2, **overrides)
+        except PlanError:
+            pass  # a pinned knob rules it out
     heads_n = overrides.get("schedule") == "heads_n"
     wgs = overrides.pop("consumer_wgs", heads_n_default_wgs(spec) if heads_n else 1 if spec.d_v % 128 else 2)
     if heads_n:
-        overrides.setdefault("block_m", heads_n_block_m(spec))
+        overrides.setdefault("block_m", heads_n_block_m(spec, wgs))
         overrides.setdefault("raw_stages", 0)
-        regs = heads_n_regs(wgs)
+        regs = heads_n_reg_splits(spec, wgs)[0]
         overrides.setdefault("producer_regs", regs[0])
         overrides.setdefault("consumer_regs", regs[1])
     if overrides.get("schedule") == "seesaw":
@@ -653,18 +699,18 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
     if heads_n_unsupported(spec) is None:
         # heads_n: a ring of two tiles, as deep as fits, and halfway between
         chunks = heads_n_tile_chunks(spec)
-        # (one MMA warpgroup, or two splitting the query rows where there are 32 or a multiple)
+        # (one MMA warpgroup, or two splitting the query rows)
         for wgs in (1, 2):
-            regs = heads_n_regs(wgs)
-            fitting = []
-            for ring in range(2 * chunks, 65):
-                try:
-                    fitting.append(check_plan(spec, KernelPlan(
-                        block_m=heads_n_block_m(spec), block_n=64, stages=ring, consumer_wgs=wgs,
-                        producer_regs=regs[0], consumer_regs=regs[1], schedule="heads_n"), device))
-                except PlanError:
-                    pass
-            if fitting:
-                deepest = fitting[-1].stages
-                plans.extend(p for p in fitting if p.stages in (2 * chunks, (2 * chunks + deepest) // 2, deepest))
+            for regs in heads_n_reg_splits(spec, wgs):
+                fitting = []
+                for ring in range(chunks, 65):
+                    try:
+                        fitting.append(check_plan(spec, KernelPlan(
+                            block_m=heads_n_block_m(spec, wgs), block_n=64, stages=ring, consumer_wgs=wgs,
+                            producer_regs=regs[0], consumer_regs=regs[1], schedule="heads_n"), device))
+                    except PlanError:
+                        pass
+                if fitting:
+                    low, deepest = fitting[0].stages, fitting[-1].stages
+                    plans.extend(p for p in fitting if p.stages in (low, (low + deepest) // 2, deepest))
     return plans

@@ -84,19 +84,25 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
         "h16_kv2_ropehead_p16_q2_fp16_split": ("h16_kv2_ropehead_p16_q2_fp16", {"schedule": "split"}),
         # more than 32 query rows per KV head on heads_n: column blocks of 32 over CTAs (m-blocks)
         # reading the same KV tiles (fp8: four blocks; two KV heads, four causal query tokens and Q
-        # loaded without TMA: two blocks; bf16, two causal query tokens: eight blocks)
+        # loaded without TMA: two blocks; bf16, two causal query tokens: four blocks of 64, two MMA
+        # warpgroups of 32 columns each, the 16-bit default)
         "h128_p64_fp8_headsn": ("h128_p64_fp8", {"schedule": "heads_n"}),
         "h32_kv2_p128_q4_causal_fp8_headsn": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "heads_n"}),
         "h128_p64_q2_causal_headsn": ("h128_p64_q2_causal", {"schedule": "heads_n"}),
-        # heads_n with two MMA warpgroups splitting the query rows (16 each), the default for 16-bit caches
-        # with 32 rows: pinned on fp8 (causal tokens on 16-token pages; column blocks with two KV heads and
-        # four causal tokens; fp16 over fp8 with two KV heads, 24 rows padded to 32); and one MMA
-        # warpgroup pinned where a 16-bit cache would get two (24 rows padded to 32; column blocks)
+        # heads_n with two MMA warpgroups splitting the query rows, the default for 16-bit caches with 32
+        # rows: pinned on fp8 (16 rows each: causal tokens on 16-token pages; fp16 over fp8 with two KV
+        # heads, 24 rows padded to 32), and one MMA warpgroup pinned where a 16-bit cache would get two
+        # (24 rows padded to 32; column blocks of 32, where the default plan has four blocks of 64).
+        # fp8 with more than 32 rows defaults to two of 32 columns (one producer warpgroup, three
+        # converting warps, registers 72/216: h128_p64_fp8 in two column blocks of 64, two KV heads with
+        # four causal tokens 64 rows on one CTA); pinned: the other register split, and the split schedule
         "h16_p16_q2_causal_fp8_headsn2wg": ("h16_p16_q2_causal_fp8", {"schedule": "heads_n", "consumer_wgs": 2}),
-        "h32_kv2_p128_q4_causal_fp8_headsn2wg": ("h32_kv2_p128_q4_causal_fp8",
-                                                 {"schedule": "heads_n", "consumer_wgs": 2}),
         "h16_kv2_p128_q3_causal_fp16_fp8_headsn2wg": ("h16_kv2_p128_q3_causal_fp16_fp8",
                                                       {"schedule": "heads_n", "consumer_wgs": 2}),
+        "h128_p64_fp8_headsn2wg56": ("h128_p64_fp8", {"schedule": "heads_n", "consumer_wgs": 2,
+                                                      "producer_regs": 56, "consumer_regs": 224}),
+        "h128_p64_fp8_split": ("h128_p64_fp8", {"schedule": "split"}),
+        "h32_kv2_p128_q4_causal_fp8_split": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "split"}),
         "h3_p32_q8_causal_headsn1wg": ("h3_p32_q8_causal", {"schedule": "heads_n", "consumer_wgs": 1}),
         "h128_p64_q2_causal_headsn1wg": ("h128_p64_q2_causal", {"schedule": "heads_n", "consumer_wgs": 1}),
     }

@@ -76,8 +76,9 @@ def built(kernel_cache) -> dict:
 
 def test_what_is_built_covers_the_regimes():
     assert "deepseek_v3_fp8" in TO_BUILD and len(SUPPORTED) == len(SPEC_FILES)
-    # both fp8 schedules: split (128 query rows per KV head) and heads_n (16)
-    assert plan_for(TO_BUILD["deepseek_v3_fp8"]).schedule == "split"
+    # fp8: heads_n on two MMA warpgroups of 32 columns (128 query rows per KV head), on one (16); the
+    # split schedule: test_fp8_split_schedule_compiles
+    assert plan_for(TO_BUILD["deepseek_v3_fp8"]).producer_wgs == 1
     assert plan_for(TO_BUILD["deepseek_v2_lite_fp8"]).schedule == "heads_n"
     assert plan_for(TO_BUILD[WGS1]).consumer_wgs == 1
     assert plan_for(TO_BUILD["deepseek_v3"]).consumer_wgs == 2
@@ -125,8 +126,17 @@ def test_tile_loops_keep_registers_out_of_local_memory(built, name):
     loop (wgmma inside) and no local-memory load or store in any of them."""
     reports = mma_loops(built[name].object_path)
     assert reports, f"{name}: no loop issuing wgmma found in the SASS"
-    spilled = [r.describe() for r in reports if r.local_memory]
+    allowed = allowed_tile_loop_loads(built[name].identity.plan)
+    spilled = [r.describe() for r in reports if r.counts.get("STL", 0) or r.counts.get("LDL", 0) > allowed]
     assert not spilled, f"{name}: local memory in a tile loop: {spilled}"
+
+
+def allowed_tile_loop_loads(plan) -> int:
+    """Local loads a tile loop may keep, where measured: heads_n on two MMA warpgroups of 32 columns at
+    registers 72/216 reloads three values per tile and runs 1.10x faster on the H100 than at 56/224,
+    which has none but starves the converting warps (docs/perf/README.md). Stores never."""
+    wide = plan.schedule == "heads_n" and plan.producer_wgs == 1 and plan.consumer_regs == 216
+    return 3 if wide else 0
 
 
 def test_heads_n_column_blocks_compile(kernel_cache):
@@ -146,6 +156,20 @@ def test_heads_n_column_blocks_compile(kernel_cache):
     # one block per KV head: no offset in the code (the default kernels keep their PTX)
     assert "m_block * BLOCK_M + col0 + n" not in render(MLASpec(q_heads=16, cache_dtype="fp8_e4m3"), plan_for(
         MLASpec(q_heads=16, cache_dtype="fp8_e4m3"))).source
+
+
+def test_fp8_split_schedule_compiles(kernel_cache):
+    """The fp8 split schedule (packed-row stages dequantized into half-tile buffers), no spec file's
+    default since 128 query rows per KV head moved to heads_n: still the planner's choice where heads_n
+    is not generated (pages under 16 tokens, a RoPE of no whole 64-column chunk) and a tuning candidate."""
+    spec = TO_BUILD["deepseek_v3_fp8"]
+    plan = plan_for(spec, schedule="split")
+    assert plan.raw_stages >= 1 and plan_for(dataclasses.replace(spec, page=8)).schedule == "split"
+    result = build(spec, plan, cache_dir=str(kernel_cache))
+    meta = assert_entry_valid(result.entry_dir, result.identity)
+    assert meta["instructions"]["wgmma"] >= 2 and meta["ptxas"]["serialized"] == []
+    reports = mma_loops(result.object_path)
+    assert reports and not [r.describe() for r in reports if r.local_memory]
 
 
 def test_ptxas_report_catches_serialisation(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from mlagen.plan import (
     launch_registers,
     heads_n_default_wgs,
     padded_dqk,
+    q_rows,
     parse_knobs,
     plan_for,
     search_space,
@@ -62,16 +63,22 @@ def test_spec_file_plan_fits_the_device(name):
     assert consumer_registers(spec, plan) <= plan.consumer_regs
     assert plan.loader == "tma" and plan.block_m == 64
     # heads_n (<= 32 query rows per KV head): one MMA warpgroup over whole tiles
-    heads_n = spec.max_q * spec.heads_per_kv <= 32 and spec.rope % 64 == 0 and spec.page >= 16
+    heads_n_fits = spec.rope % 64 == 0 and spec.page >= 16
+    heads_n = spec.max_q * spec.heads_per_kv <= 32 and heads_n_fits
+    # fp8 with more rows: heads_n on two MMA warpgroups of 32 columns (one producer warpgroup)
+    wide = spec.cache_dtype == "fp8_e4m3" and heads_n_fits and not heads_n
     # 16-bit caches whose split pipeline is two tiles deep, two warpgroups and a RoPE chunk: seesaw
-    split = plan_for(spec, schedule="heads_n" if heads_n else "split")
+    split = (plan_for(spec, schedule="heads_n", consumer_wgs=2) if wide
+             else plan_for(spec, schedule="heads_n" if heads_n else "split"))
     seesaw = (spec.cache_dtype != "fp8_e4m3" and split.stages == 2 and split.consumer_wgs == 2
               and padded_dqk(spec) > spec.d_v)
-    assert plan.schedule == ("heads_n" if heads_n else "seesaw" if seesaw else "split")
+    assert plan.schedule == ("heads_n" if heads_n or wide else "seesaw" if seesaw else "split")
     if not seesaw:
         assert plan == split
+    if wide:
+        assert (plan.consumer_wgs, plan.producer_wgs, plan.producer_regs, plan.consumer_regs) == (2, 1, 72, 216)
     # heads_n: two MMA warpgroups splitting the rows where a 16-bit cache has 32 (or a multiple)
-    assert plan.consumer_wgs == (heads_n_default_wgs(spec) if heads_n else 1 if spec.d_v % 128 else 2)
+    assert plan.consumer_wgs == (2 if wide else heads_n_default_wgs(spec) if heads_n else 1 if spec.d_v % 128 else 2)
     # deterministic: the same spec gets the same plan
     assert plan_for(spec) == plan
 
@@ -230,10 +237,11 @@ def test_search_space_plans_all_pass_and_include_the_heuristic(name):
 
 def test_search_space_differs_across_specs():
     dsv3, mini = set(search_space(DSV3)), set(search_space(MINICPM3))
-    # 128 query rows per KV head on heads_n: column blocks of 32 over CTAs, one MMA warpgroup each or
-    # two of 16 rows; MiniCPM3's RoPE of 32 is no whole 64-column chunk, so it has none
+    # 128 query rows per KV head on heads_n: column blocks over CTAs, of 32 (one MMA warpgroup) or 64
+    # (two of 32, one producer warpgroup); MiniCPM3's RoPE of 32 is no whole 64-column chunk, so it has none
     column_blocks = {p for p in dsv3 if p.schedule == "heads_n"}
-    assert column_blocks and {(p.block_m, p.consumer_wgs) for p in column_blocks} == {(32, 1), (32, 2)}
+    assert column_blocks and {(p.block_m, p.consumer_wgs, p.producer_wgs) for p in column_blocks} == {
+        (32, 1, 2), (64, 2, 1)}
     assert all(p.schedule != "heads_n" for p in mini)
     dsv3 -= column_blocks
     # 512-wide values need two warpgroups on the M side; 256-wide values fit one
@@ -303,7 +311,9 @@ def test_plan_round_trip_and_tag():
 
 def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     spec = SPEC_FILES["deepseek_v3_fp8.py"]
-    plan = plan_for(spec)
+    # (128 query rows: the default is heads_n in column blocks of 64, test_heads_n_two_mma_warpgroups_of_32_columns)
+    assert plan_for(spec).schedule == "heads_n"
+    plan = plan_for(spec, schedule="split")
     # three 32-token dequantized buffers (a 64-token tile is two), 16-token packed-row stages
     assert (plan.schedule, plan.stages, plan.block_n, plan.consumer_wgs) == ("split", 3, 64, 2)
     assert plan.raw_stages == 3 and plan.tag == "n64s3r3w2"
@@ -330,9 +340,10 @@ def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     assert split and all(p.stages >= 2 and p.raw_stages >= 1 and p.schedule == "split" and p.block_n == 64
                          for p in split)
     assert plan in plans
-    # and the heads_n plans in column blocks of 32 query rows (a tuning candidate, not the default)
+    # and the heads_n plans in column blocks of 32 query rows (a tuning candidate), or 64 on two MMA
+    # warpgroups (the default)
     column_blocks = [p for p in plans if p.schedule == "heads_n"]
-    assert column_blocks and all(p.block_m == 32 and p.raw_stages == 0 for p in column_blocks)
+    assert column_blocks and all(p.block_m == 32 * p.consumer_wgs and p.raw_stages == 0 for p in column_blocks)
 
 
 def test_heads_n_schedule_puts_few_query_rows_on_n():
@@ -352,7 +363,7 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
     assert consumer_registers(spec, plan) == 128 + 16 + 64
     assert plan in search_space(spec)
     # more than 32 query rows: column blocks of 32 over CTAs (block_m 32: the rows one m-block steps),
-    # pinned or tuned, never the default
+    # pinned or tuned, never the default (fp8's default: 64 columns on two MMA warpgroups)
     for many in (MLASpec(q_heads=64), MLASpec(q_heads=32, max_q=2, causal=True, cache_dtype="fp8_e4m3"),
                  MLASpec(q_heads=24, max_q=2, causal=True)):
         blocks = plan_for(many, schedule="heads_n", consumer_wgs=1)
@@ -360,7 +371,8 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
         assert consumer_registers(many, blocks) == 128 + 16 + 64
         # a 16-bit cache's 32 columns go to two MMA warpgroups by default, 16 each
         assert plan_for(many, schedule="heads_n").consumer_wgs == heads_n_default_wgs(many)
-        assert plan_for(many).schedule != "heads_n" and blocks in search_space(many)
+        assert plan_for(many).consumer_wgs == 2 and blocks != plan_for(many) and blocks in search_space(many)
+        assert (plan_for(many).schedule == "heads_n") == (many.cache_dtype == "fp8_e4m3")
         with pytest.raises(PlanError, match="steps m-blocks by 32 rows for"):
             check_plan(many, dataclasses.replace(blocks, block_m=64))
     with pytest.raises(PlanError, match="steps m-blocks by 64 rows"):
@@ -430,10 +442,40 @@ def test_heads_n_two_mma_warpgroups_split_the_query_rows():
         assert {plan, one} <= set(search_space(spec))
     sixteen = MLASpec(q_heads=16)
     assert plan_for(sixteen).consumer_wgs == 1
-    with pytest.raises(PlanError, match="needs a multiple of 32"):
+    with pytest.raises(PlanError, match="leave the second one only padding"):
         plan_for(sixteen, schedule="heads_n", consumer_wgs=2)
     assert all(p.consumer_wgs == 1 for p in search_space(sixteen) if p.schedule == "heads_n")
     fp8 = MLASpec(q_heads=32, cache_dtype="fp8_e4m3")
     assert (plan_for(fp8).schedule, plan_for(fp8).consumer_wgs) == ("heads_n", 1)
     pinned = plan_for(fp8, schedule="heads_n", consumer_wgs=2)
     assert (pinned.schedule, pinned.consumer_wgs) == ("heads_n", 2) and pinned in search_space(fp8)
+
+
+def test_heads_n_two_mma_warpgroups_of_32_columns():
+    """64 query rows per KV head (or column blocks of 64 over CTAs) on two MMA warpgroups of 32 columns:
+    O^T takes 128 registers per MMA thread, so one producer warpgroup (three converting warps for fp8)
+    gives them 224 (or 216), and the ring, beside 64 rows of Q, holds under two tiles."""
+    for spec in (MLASpec(q_heads=64, cache_dtype="fp8_e4m3"), MLASpec(q_heads=32, max_q=2, causal=True,
+                                                                      cache_dtype="fp8_e4m3"), MLASpec(q_heads=64)):
+        plan = plan_for(spec, schedule="heads_n", consumer_wgs=2)
+        assert (plan.block_m, plan.producer_wgs, plan.threads) == (64, 1, 384)
+        assert (plan.producer_regs, plan.consumer_regs) == (72, 216)
+        assert 128 * (plan.producer_regs + 2 * plan.consumer_regs) == 168 * 384
+        assert consumer_registers(spec, plan) == 128 + 16 + 64 <= plan.consumer_regs
+        assert q_rows(spec, plan) == 64 and smem_bytes(spec, plan) <= H100_SXM.smem_per_block
+        # 17 chunks: one tile (9) and more than the converting warps' lead (3 + 1), not two tiles
+        assert plan.stages == 17 and smem_bytes(spec, dataclasses.replace(plan, stages=18)) > H100_SXM.smem_per_block
+        other = check_plan(spec, dataclasses.replace(plan, producer_regs=56, consumer_regs=224))
+        assert other.producer_wgs == 1 and {plan, other} <= set(search_space(spec))
+        with pytest.raises(PlanError, match=r"one producer warpgroup, 2 MMA warpgroup\(s\) of 32 columns"):
+            check_plan(spec, dataclasses.replace(plan, producer_regs=104, consumer_regs=152))
+        with pytest.raises(PlanError, match="stages must be in 13..64"):
+            check_plan(spec, dataclasses.replace(plan, stages=12))
+        # the defaults: this layout for fp8 (1.01-1.06x the split schedule on the H100), the seesaw for 16-bit
+        assert plan_for(spec) == plan if spec.cache_dtype == "fp8_e4m3" else plan_for(spec).schedule == "seesaw"
+        # a pinned knob that rules it out falls back to the split schedule
+        if spec.cache_dtype == "fp8_e4m3":
+            assert plan_for(spec, raw_stages=2).schedule == "split"
+    # 128 rows: two column blocks of 64
+    many = plan_for(MLASpec(q_heads=128, cache_dtype="fp8_e4m3"), schedule="heads_n", consumer_wgs=2)
+    assert (many.block_m, many.producer_wgs) == (64, 1)
