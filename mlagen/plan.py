@@ -593,7 +593,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
       against the seesaw).
     - any cache with at most 32 query rows per KV head (``heads_n_unsupported``): the heads_n
       schedule, query rows on wgmma's N (for 16-bit caches measured on the H200: faster from 8k
-      tokens on, 3% slower at 4k); fp8 caches otherwise the split schedule.
+      tokens on, 3% slower at 4k); fp8 caches with more rows heads_n again, on two MMA warpgroups of
+      32 columns (``heads_n_wide_default``), else the split schedule.
 
     Keyword overrides pin knobs (``stages=2``); the result is always checked.
     """

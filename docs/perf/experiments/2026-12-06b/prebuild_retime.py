@@ -1,8 +1,8 @@
 """Compile, without a GPU, the kernels run-next-6.sh times: main and each retime.txt variant on its cells.
 
-    python docs/perf/experiments/2026-12-06b/prebuild_retime.py CACHE [PICK] [--jobs N]
+    python docs/perf/experiments/2026-12-06b/prebuild_retime.py CACHE [PICK] [--jobs N] [--names "a b"]
 
-PICK (16 or 128) keeps the heads_n or the seesaw variants. The kernels land in CACHE (the run's
+PICK (16 or 128) keeps the heads_n or the seesaw variants, --names those named (run-next-6.sh's NAMES). The kernels land in CACHE (the run's
 MLAGEN_CACHE_DIR); delete their kernel.ptx files before a GPU call (`find CACHE -name kernel.ptx -delete`)
 to fit its 64 MiB.
 """
@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("cache")
     ap.add_argument("pick", nargs="?", default=None)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--names", default=None, help="space-separated variant names (default: all)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp())
     items = []
@@ -44,6 +45,8 @@ def main(argv=None) -> int:
             continue
         name, patch, *cells = line.split()
         if args.pick and not cells[0].startswith(args.pick + ","):
+            continue
+        if args.names and name not in args.names.split():
             continue
         folder = work / name
         shutil.copytree(REPO / "templates", folder)
