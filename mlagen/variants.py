@@ -62,6 +62,12 @@ def kernel_variants() -> dict[str, MLASpec]:
         # 32 rows per KV head over a 16-bit cache: two MMA warpgroups of 16 (two KV heads: Q without TMA,
         # loaded whole by both warpgroups)
         "h32_kv2_p64_q2_causal": MLASpec(q_heads=32, kv_heads=2, max_q=2, causal=True),
+        # fp8 above 32 rows: heads_n on two MMA warpgroups of 32 columns, with padding: 48 rows (fp16
+        # queries, three causal tokens, 32-token pages) in one CTA of 64 columns; 80 rows in two column
+        # blocks of 64, the second 16 real
+        "h16_p32_q3_causal_fp16_fp8": MLASpec(q_heads=16, page=32, max_q=3, causal=True, dtype="fp16",
+                                              cache_dtype="fp8_e4m3"),
+        "h40_p64_q2_causal_fp8": MLASpec(q_heads=40, max_q=2, causal=True, cache_dtype="fp8_e4m3"),
     }
     return v
 

@@ -9,6 +9,7 @@
 # Environment:
 #   MLAGEN_CACHE_DIR     kernel cache to load from (default: $PWD/.gpu-cache, the prebuilt one)
 #   MLAGEN_GPU_EXAMPLES  Hypothesis cases per GPU property test (default: 320, see tests/gpu/conftest.py)
+#   MLAGEN_GPU_VARIANTS  the variants the drawn-case test samples (default: all of mlagen.variants.kernel_variants)
 #   SANITIZE=1           afterwards run compute-sanitizer on a small subset of the suite
 #   SANITIZE_TOOLS       the sanitizer tools to run (default: "memcheck synccheck"; racecheck reports hazards
 #                        on the seesaw schedule between accesses its named barriers order, see docs/perf/README.md; to racecheck

@@ -39,6 +39,16 @@ def plan_overrides() -> dict:
     return parse_knobs(os.environ.get("MLAGEN_TEST_PLAN", ""))
 
 
+def drawn_variants() -> list[str] | None:
+    """The variants the drawn-case test samples: all, or those named in MLAGEN_GPU_VARIANTS (space or
+    comma separated) for a run aimed at a few kernels."""
+    names = os.environ.get("MLAGEN_GPU_VARIANTS", "").replace(",", " ").split()
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"MLAGEN_GPU_VARIANTS: unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
+    return names or None
+
+
 def kernel_for(name: str):
     if name not in _kernels:
         spec = VARIANTS[name]
@@ -87,7 +97,7 @@ def test_variants_against_reference(gpu_examples):
 
     @settings(max_examples=gpu_examples, deadline=None, database=None, phases=phases,
               suppress_health_check=list(HealthCheck), print_blob=True)
-    @given(cases())
+    @given(cases(names=drawn_variants()))
     def check(case):
         name, problem, parts = case
         run_checked(kernel_for(name), problem, num_parts=parts)
