@@ -58,6 +58,7 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
 # must still apply to the checkout, or the round's run script stops at its first line.
 NEXT_ROUND_PATCHES = [
     "docs/perf/experiments/2026-12-06b/seesaw-n32.patch",
+    "docs/perf/experiments/2026-12-06d/headsn-dims.patch",
 ]
 
 
