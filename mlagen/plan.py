@@ -34,10 +34,12 @@ A plan fixes every compile-time knob of the generated decode kernel:
   whole tile loop for its half on the shared ring; with 32 columns each, 64
   rows per CTA, one producer warpgroup instead of two, for the registers).
   More rows per KV head go in column blocks of 32 (64 on two MMA warpgroups)
-  over CTAs (m-blocks reading the same KV tiles, a tuning candidate).
-  fp8: two producer warpgroups (one TMA warp, seven dequantizing warps; one
-  producer warpgroup: three),
-  each fp8 latent chunk loaded into the ring chunk it is converted into; 16-bit caches: the TMA warp loads every chunk straight into the ring.
+  over CTAs, m-blocks reading the same KV tiles: for fp8 caches the planner's
+  default (``heads_n_wide_default``), otherwise a tuning candidate. fp8: two
+  producer warpgroups (one TMA warp, seven dequantizing warps; with one
+  producer warpgroup, three), each fp8 latent chunk loaded into the ring chunk
+  it is converted into; 16-bit caches: the TMA warp loads every chunk straight
+  into the ring.
 * ``raw_stages`` (fp8_e4m3 caches, split schedule): depth of the TMA pipeline
   of packed fp8 token rows (16-token stages). The three producer warps other
   than the TMA warp dequantize them into ``stages`` bf16/fp16 KV buffers of
