@@ -629,7 +629,7 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     elif heads_n_wide_default(spec) and "schedule" not in overrides and overrides.get("consumer_wgs", 2) == 2:
         # more rows: 64 per CTA on two MMA warpgroups (1.01-1.06x the split schedule)
         try:
-            return plan_for(spec, device, schedule="heads_n", consumer_wgs=2, **overrides)
+            return plan_for(spec, device, **{**overrides, "schedule": "heads_n", "consumer_wgs": 2})
         except PlanError:
             pass  # a pinned knob rules it out
     heads_n = overrides.get("schedule") == "heads_n"
@@ -700,9 +700,9 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
                         if cluster_unsupported(spec, paired) is None:
                             plans.append(check_plan(spec, paired, device))
     if heads_n_unsupported(spec) is None:
-        # heads_n: a ring of two tiles, as deep as fits, and halfway between
+        # heads_n: the shallowest ring, the deepest that fits and halfway between, for each layout (one
+        # MMA warpgroup; two splitting the query rows, 16 or 32 columns each) and its register splits
         chunks = heads_n_tile_chunks(spec)
-        # (one MMA warpgroup, or two splitting the query rows)
         for wgs in (1, 2):
             for regs in heads_n_reg_splits(spec, wgs):
                 fitting = []

@@ -476,6 +476,9 @@ def test_heads_n_two_mma_warpgroups_of_32_columns():
         # a pinned knob that rules it out falls back to the split schedule
         if spec.cache_dtype == "fp8_e4m3":
             assert plan_for(spec, raw_stages=2).schedule == "split"
+            # pinning the knob it sets itself keeps it (and stages picks its ring depth)
+            assert plan_for(spec, consumer_wgs=2) == plan
+            assert plan_for(spec, stages=14) == dataclasses.replace(plan, stages=14)
     # 128 rows: two column blocks of 64
     many = plan_for(MLASpec(q_heads=128, cache_dtype="fp8_e4m3"), schedule="heads_n", consumer_wgs=2)
     assert (many.block_m, many.producer_wgs) == (64, 1)
