@@ -59,11 +59,12 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
 NEXT_ROUND_PATCHES = [
     "docs/perf/experiments/2026-12-06b/seesaw-n32.patch",
     "docs/perf/experiments/2026-12-06d/headsn-dims.patch",
+    "docs/perf/experiments/2026-12-06e/fp8-regs-f16.patch",
 ]
 
 
 @pytest.mark.parametrize("patch", NEXT_ROUND_PATCHES, ids=lambda p: Path(p).stem)
 def test_next_round_patch_applies_to_the_checkout(tmp_path, patch):
-    for part in ("mlagen", "templates", "tests"):
+    for part in ("mlagen", "templates", "tests", "tools"):
         shutil.copytree(REPO / part, tmp_path / part)
     subprocess.run(["patch", "-s", "--dry-run", "-p1", "-i", str(REPO / patch)], cwd=tmp_path, check=True)
