@@ -63,18 +63,22 @@ NEXT_ROUND_PATCHES = [
 ]
 
 
+def _copy_checkout(dest: Path) -> None:
+    """The parts of the checkout the repo-level patches touch."""
+    for part in ("mlagen", "templates", "tests", "tools"):
+        shutil.copytree(REPO / part, dest / part)
+
+
 @pytest.mark.parametrize("patch", NEXT_ROUND_PATCHES, ids=lambda p: Path(p).stem)
 def test_next_round_patch_applies_to_the_checkout(tmp_path, patch):
-    for part in ("mlagen", "templates", "tests", "tools"):
-        shutil.copytree(REPO / part, tmp_path / part)
+    _copy_checkout(tmp_path)
     subprocess.run(["patch", "-s", "--dry-run", "-p1", "-i", str(REPO / patch)], cwd=tmp_path, check=True)
 
 
 # The sixth session's stack (docs/perf/experiments/2026-12-06f/README.md): one-acc.patch on top of
 # fp8-regs-f16.patch, and vrot.patch (templates only) on top of both, as its GPU calls applied them.
 def test_fp8_regs_stack_of_the_sixth_session_applies(tmp_path):
-    for part in ("mlagen", "templates", "tests", "tools"):
-        shutil.copytree(REPO / part, tmp_path / part)
+    _copy_checkout(tmp_path)
     base = REPO / "docs" / "perf" / "experiments"
     for patch in (base / "2026-12-06e" / "fp8-regs-f16.patch", base / "2026-12-06f" / "one-acc.patch"):
         subprocess.run(["patch", "-s", "-p1", "-i", str(patch)], cwd=tmp_path, check=True)
