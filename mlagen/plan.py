@@ -95,6 +95,11 @@ _REG_SPLITS = {1: ((40, 232), (24, 240)), 2: ((40, 232), (24, 240))}
 # fp8 caches: three producer warps dequantize, with several 32-value items per thread in flight;
 # below 72 registers ptxas spills inside their loop (the MMA threads still fit in 216).
 _FP8_REG_SPLITS = ((72, 216), (56, 224), (40, 232))
+# the seesaw over an fp8 cache: the producer warpgroup's three warps besides the TMA warp convert
+# each latent chunk in place (a chunk's fp8 rows and scales in registers); the MMA warpgroups keep O
+# (128) and a whole tile of S (32) as over 16-bit caches. ptxas, h_q 128: at 224 no local memory in
+# the pair loop (a few spilled loop counters in the converting loop), at 216 ten local loads in it
+_FP8_SEESAW_SPLITS = ((56, 224),)
 # heads_n: two producer warpgroups and one MMA warpgroup; the MMA warpgroup's registers come from
 # what the producers give up below the launch's even share (168 each for 384 threads)
 _HEADS_N_REGS = (136, 232)
@@ -111,6 +116,13 @@ _HEADS_N_WIDE_SPLITS = ((72, 216), (56, 224))
 
 def _reg_splits(spec: MLASpec, consumer_wgs: int) -> tuple:
     return _FP8_REG_SPLITS if spec.cache_dtype == FP8_CACHE else _REG_SPLITS[consumer_wgs]
+
+
+def _schedule_reg_splits(spec: MLASpec, consumer_wgs: int, schedule: str) -> tuple:
+    """(producer_regs, consumer_regs) choices of the split and seesaw schedules."""
+    if spec.cache_dtype == FP8_CACHE and schedule == "seesaw":
+        return _FP8_SEESAW_SPLITS
+    return _reg_splits(spec, consumer_wgs)
 
 
 # knobs chosen per call by the runtime, not compiled in
@@ -247,6 +259,9 @@ def smem_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     else:
         kv = plan.stages * kv_rows(spec, plan) * d_pad * elem  # KV tiles (fp8: dequantized half tiles)
         scales = 0
+    if fp8 and plan.schedule == "seesaw":
+        # the seesaw over fp8: four more barriers (a buffer's chunk group converted), beside the others
+        total = -(-(small + 4 * 8) // _SMEM_ALIGN) * _SMEM_ALIGN
     for size in (
         q_rows(spec, plan) * d_pad * elem,           # Q tile
         kv,
@@ -276,10 +291,21 @@ def heads_n_unsupported(spec: MLASpec) -> str | None:
     return None
 
 
+def fp8_seesaw_unsupported(spec: MLASpec) -> str | None:
+    """``None`` if the seesaw is generated over ``spec``'s fp8 cache, else why not: the RoPE part is
+    loaded as whole 16-bit 64-column chunks (one of them carries the second tile's P)."""
+    if spec.rope == 0 or spec.rope % 64:
+        return (f"schedule = 'seesaw' over an fp8_e4m3 cache loads the RoPE part as whole 64-column chunks: "
+                f"rope {spec.rope} is not a positive multiple of 64")
+    return None
+
+
 def cluster_unsupported(spec: MLASpec, plan: KernelPlan) -> str | None:
     """``None`` if ``plan.cluster`` CTAs can share their KV loads for ``spec``, else why not."""
     if plan.schedule != "seesaw":
         return f"cluster = {plan.cluster}: only the 'seesaw' schedule shares KV tiles across a cluster"
+    if spec.cache_dtype == FP8_CACHE:
+        return f"cluster = {plan.cluster}: the seesaw over an fp8_e4m3 cache does not share its loads across a cluster"
     rows_per_token = spec.heads_per_kv
     if rows_per_token % (WGMMA_M * plan.cluster):
         # the grid's m-blocks, ceil(s_q * heads_per_kv / 64), must split into whole clusters for every s_q
@@ -380,8 +406,8 @@ def q_rows(spec: MLASpec, plan: KernelPlan) -> int:
 
 
 def kv_rows(spec: MLASpec, plan: KernelPlan) -> int:
-    """Tokens per KV buffer in shared memory: a tile, or for fp8 half a tile."""
-    return FP8_KV_ROWS if spec.cache_dtype == FP8_CACHE else plan.block_n
+    """Tokens per KV buffer in shared memory: a tile, or for fp8 on the split schedule half a tile."""
+    return FP8_KV_ROWS if spec.cache_dtype == FP8_CACHE and plan.schedule == "split" else plan.block_n
 
 
 def raw_rows(plan: KernelPlan) -> int:
@@ -394,8 +420,8 @@ def raw_stage_bytes(spec: MLASpec, plan: KernelPlan) -> int:
     chunks land in the ring itself)."""
     if spec.cache_dtype != FP8_CACHE:
         return 0
-    if plan.schedule == "heads_n":
-        return 0  # each fp8 latent chunk lands in the ring chunk it is converted into
+    if plan.schedule != "split":
+        return 0  # heads_n, seesaw: each fp8 latent chunk lands in the 16-bit chunk it is converted into
     row = spec.cache_bytes_per_token // spec.kv_heads
     box = min(spec.page, raw_rows(plan))
     # TMA writes boxes at 128-byte aligned shared addresses: each gets a rounded-up slot
@@ -412,8 +438,10 @@ def consumer_registers(spec: MLASpec, plan: KernelPlan) -> int:
         n = heads_n_cols(spec, plan.consumer_wgs) // plan.consumer_wgs
         return spec.d_v * n // 128 + plan.block_n * n // 128 + _CONSUMER_REG_OVERHEAD
     if plan.schedule == "seesaw":
-        # a whole tile of S in float32, and P in bf16 on its way to shared memory
+        # a whole tile of S in float32, and P in bf16 on its way to shared memory; the rest fits in 48
+        # (ptxas: the fp8 seesaw's pair loop has no local memory at 224 registers, at 216 it has)
         acc_s = plan.block_m * plan.block_n // 128 + plan.block_m * plan.block_n // 256
+        return acc_o + acc_s + 48
     else:
         acc_s = plan.block_m * (plan.block_n // plan.consumer_wgs) // 128
     return acc_o + acc_s + _CONSUMER_REG_OVERHEAD
@@ -507,10 +535,19 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
                 f"raw_stages = {p.raw_stages}: schedule 'heads_n' has no packed-row pipeline (use 0): each fp8 "
                 "latent chunk is loaded into the ring chunk it is converted into"
             )
+    elif spec.cache_dtype == FP8_CACHE and p.schedule == "seesaw":
+        why = fp8_seesaw_unsupported(spec)
+        if why:
+            raise PlanError(why)
+        if p.raw_stages:
+            raise PlanError(
+                f"raw_stages = {p.raw_stages}: the seesaw over an fp8_e4m3 cache has no packed-row pipeline (use 0): "
+                "each fp8 latent chunk is loaded into the 16-bit chunk it is converted into"
+            )
     elif spec.cache_dtype == FP8_CACHE:
         if p.schedule != "split":
             raise PlanError(
-                f"schedule = {p.schedule!r}: fp8_e4m3 caches are generated for the 'split' and 'heads_n' schedules"
+                f"schedule = {p.schedule!r}: fp8_e4m3 caches are generated for the 'split', 'seesaw' and 'heads_n' schedules"
             )
         if p.block_n != 64 or p.consumer_wgs != 2:
             raise PlanError(
@@ -556,10 +593,10 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
             f"consumer_wgs = 2 splits latent {spec.d_v} into {dv_wg}-column halves; "
             "each half must be a multiple of 64 (the swizzle atom)"
         )
-    if p.schedule != "heads_n" and (p.producer_regs, p.consumer_regs) not in _reg_splits(spec, p.consumer_wgs):
+    if p.schedule != "heads_n" and (p.producer_regs, p.consumer_regs) not in _schedule_reg_splits(spec, p.consumer_wgs, p.schedule):
         raise PlanError(
             f"(producer_regs, consumer_regs) = ({p.producer_regs}, {p.consumer_regs}): must be one of "
-            f"{list(_reg_splits(spec, p.consumer_wgs))}"
+            f"{list(_schedule_reg_splits(spec, p.consumer_wgs, p.schedule))}"
         )
     regs = 128 * (p.producer_wgs * p.producer_regs + p.consumer_wgs * p.consumer_regs)
     launched = launch_registers(p.threads, device)
@@ -640,15 +677,19 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         regs = heads_n_reg_splits(spec, wgs)[0]
         overrides.setdefault("producer_regs", regs[0])
         overrides.setdefault("consumer_regs", regs[1])
-    if overrides.get("schedule") == "seesaw":
-        # its only shape: two 64-token buffers shared by two warpgroups
+    seesaw = overrides.get("schedule") == "seesaw"
+    if seesaw:
+        # its only shape: two 64-token buffers shared by two warpgroups (fp8: converted in place by
+        # the producer warpgroup's three other warps, which need registers of their own)
         overrides.setdefault("stages", 2)
-        overrides.setdefault("producer_regs", 24)
-        overrides.setdefault("consumer_regs", 240)
+        regs = _FP8_SEESAW_SPLITS[0] if spec.cache_dtype == FP8_CACHE else (24, 240)
+        overrides.setdefault("producer_regs", regs[0])
+        overrides.setdefault("consumer_regs", regs[1])
+        overrides.setdefault("raw_stages", 0)
     # the pipeline whose depth is free: the KV tiles, or for fp8 the packed rows (three
     # dequantized half-tile buffers: the next tile's first half is converted during this one)
     # (heads_n: the chunk ring, as deep as shared memory allows)
-    depth = "raw_stages" if spec.cache_dtype == FP8_CACHE and not heads_n else "stages"
+    depth = "raw_stages" if spec.cache_dtype == FP8_CACHE and not heads_n and not seesaw else "stages"
     if depth == "raw_stages":
         overrides.setdefault("stages", 3)
         overrides.setdefault("producer_regs", _FP8_REG_SPLITS[0][0])
@@ -679,8 +720,8 @@ def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPl
     for schedule in ("split", "seesaw"):
         for wgs in (1, 2):
             for block_n in (32, 64, 128):
-                for stages, raw in depths:
-                    for regs in _reg_splits(spec, wgs):
+                for stages, raw in ([(2, 0)] if fp8 and schedule == "seesaw" else depths):
+                    for regs in _schedule_reg_splits(spec, wgs, schedule):
                         plan = KernelPlan(
                             block_n=block_n,
                             stages=stages,

@@ -9,8 +9,8 @@ and the fp8_e4m3 cache (bf16 and fp16 queries, pages of 1 to 128 tokens, two
 KV heads, no RoPE, query rows per KV head from 8 to 128: the split and the
 heads_n schedules; MLAGEN_TEST_PLAN=schedule=split runs the heads_n shapes on the
 split schedule too). ``plan_variants`` adds plans the planner does not choose: cluster=2, the
-M-side schedules for the few-row shapes that take heads_n by default, heads_n in column blocks, and
-heads_n's other number of MMA warpgroups.
+M-side schedules for the few-row shapes that take heads_n by default, heads_n in column blocks,
+heads_n's other number of MMA warpgroups, and the seesaw over fp8 caches.
 Hypothesis then draws problems (batch, lengths, s_q, seeds) for them.
 """
 
@@ -110,6 +110,15 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
         "h128_p64_fp8_split": ("h128_p64_fp8", {"schedule": "split"}),
         "h32_kv2_p128_q4_causal_fp8_split": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "split"}),
         "h3_p32_q8_causal_headsn1wg": ("h3_p32_q8_causal", {"schedule": "heads_n", "consumer_wgs": 1}),
+        # the seesaw over fp8 caches: three producer warps convert each latent chunk in place (128 rows in
+        # two m-blocks; 16-token pages with two causal tokens, 32 rows padded to 64; fp16 queries, three
+        # causal tokens on 32-token pages; two KV heads with Q loaded without TMA on 128-token pages;
+        # one-token pages: a TMA box per token)
+        "h128_p64_fp8_seesaw": ("h128_p64_fp8", {"schedule": "seesaw"}),
+        "h16_p16_q2_causal_fp8_seesaw": ("h16_p16_q2_causal_fp8", {"schedule": "seesaw"}),
+        "h16_p32_q3_causal_fp16_fp8_seesaw": ("h16_p32_q3_causal_fp16_fp8", {"schedule": "seesaw"}),
+        "h32_kv2_p128_q4_causal_fp8_seesaw": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "seesaw"}),
+        "h64_p1_fp16_fp8_seesaw": ("h64_p1_fp16_fp8", {"schedule": "seesaw"}),
         "h128_p64_q2_causal_headsn1wg": ("h128_p64_q2_causal", {"schedule": "heads_n", "consumer_wgs": 1}),
     }
 

@@ -92,7 +92,7 @@ def test_deepseek_v3_plan():
     # Q (72 KiB) + 2 buffers of 64 tokens (144 KiB) + A's P tile fill the 227 KiB of a CTA
     assert smem_bytes(DSV3, plan) == 231424
     # O (64 x 256 fp32) + a whole tile of S (fp32) and of P (bf16) + overhead
-    assert consumer_registers(DSV3, plan) == 64 * 256 // 128 + 64 * 64 // 128 + 64 * 64 // 256 + 64
+    assert consumer_registers(DSV3, plan) == 64 * 256 // 128 + 64 * 64 // 128 + 64 * 64 // 256 + 48
     split = plan_for(DSV3, schedule="split")
     assert (split.stages, split.consumer_regs) == (2, 232)
     assert smem_bytes(DSV3, split) == 231424
@@ -309,6 +309,30 @@ def test_plan_round_trip_and_tag():
     assert plan.threads == 128 * (1 + plan.consumer_wgs)
 
 
+def test_fp8_seesaw_converts_chunks_in_place():
+    spec = SPEC_FILES["deepseek_v3_fp8.py"]
+    plan = plan_for(spec, schedule="seesaw")
+    # the 16-bit seesaw's two whole-tile buffers; three producer warps convert, with registers of their own
+    assert (plan.stages, plan.raw_stages, plan.block_n, plan.consumer_wgs, plan.cluster) == (2, 0, 64, 2, 1)
+    assert (plan.producer_regs, plan.consumer_regs) == (56, 224)
+    # the fp8 chunks and their scale copies land inside the 16-bit chunks: the 16-bit seesaw's shared
+    # memory, its four more barriers within the same first kilobytes
+    assert smem_bytes(spec, plan) == smem_bytes(SPEC_FILES["deepseek_v3.py"], plan_for(SPEC_FILES["deepseek_v3.py"]))
+    for knobs, words in [
+        (dict(raw_stages=2), "no packed-row pipeline"),
+        (dict(cluster=2), "does not share its loads across a cluster"),
+        (dict(producer_regs=72, consumer_regs=216), r"must be one of \[\(56, 224\)\]"),
+        (dict(stages=3), "needs consumer_wgs=2, block_n=64, stages=2"),
+    ]:
+        with pytest.raises(PlanError, match=words):
+            check_plan(spec, dataclasses.replace(plan, **knobs))
+    # the RoPE part travels as whole 16-bit 64-column chunks
+    with pytest.raises(PlanError, match="rope 0 is not a positive multiple of 64"):
+        plan_for(spec.replace(rope=0), schedule="seesaw")
+    with pytest.raises(PlanError, match="rope 32 is not a positive multiple of 64"):
+        plan_for(spec.replace(rope=32), schedule="seesaw")
+
+
 def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     spec = SPEC_FILES["deepseek_v3_fp8.py"]
     # (128 query rows: the default is heads_n in column blocks of 64, test_heads_n_two_mma_warpgroups_of_32_columns)
@@ -324,7 +348,7 @@ def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     with pytest.raises(PlanError, match="fp8 row stages of 10496 B"):
         plan_for(spec, raw_stages=4)
     for knobs, words in [
-        (dict(schedule="seesaw"), "'split' and 'heads_n' schedules"),
+        (dict(schedule="seesaw"), "the seesaw over an fp8_e4m3 cache has no packed-row pipeline"),
         (dict(stages=1), "2..6 dequantized"),
         (dict(raw_stages=0), "raw_stages = 0"),
         (dict(block_n=32), "block_n=64, consumer_wgs=2"),
@@ -336,9 +360,9 @@ def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     with pytest.raises(PlanError, match="only fp8_e4m3 caches"):
         check_plan(SPEC_FILES["deepseek_v3.py"], dataclasses.replace(plan_for(SPEC_FILES["deepseek_v3.py"]), raw_stages=2))
     plans = search_space(spec)
-    split = [p for p in plans if p.schedule != "heads_n"]
-    assert split and all(p.stages >= 2 and p.raw_stages >= 1 and p.schedule == "split" and p.block_n == 64
-                         for p in split)
+    split = [p for p in plans if p.schedule == "split"]
+    assert split and all(p.stages >= 2 and p.raw_stages >= 1 and p.block_n == 64 for p in split)
+    assert [p for p in plans if p.schedule == "seesaw"] == [plan_for(spec, schedule="seesaw")]
     assert plan in plans
     # and the heads_n plans in column blocks of 32 query rows (a tuning candidate), or 64 on two MMA
     # warpgroups (the default)
