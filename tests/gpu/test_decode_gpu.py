@@ -266,6 +266,18 @@ def test_fp8_bad_inputs_raise_before_launch():
         kernel(p.q, odd_stride, *rest)
 
 
+@pytest.mark.parametrize("name", ["h128_p64_fp8_seesaw", "h64_p1_fp16_fp8_seesaw"])
+def test_fp8_seesaw_blocks_outside_the_fast_dequant_range(name):
+    """The same for the seesaw's converting warps (an opt-in plan over fp8 caches: ``plan_variants``)."""
+    base, knobs = plan_variants()[name]
+    spec = VARIANTS[base]
+    lens = [700, 64, 0, 333] if spec.page != 1 else [300, 5]
+    problem = make_problem(spec, batch=len(lens), seqlens=lens, s_q=spec.max_q, seed=21, device="cuda")
+    counts = _with_extreme_blocks(problem, seed=22)
+    assert min(counts.values()) > 100, counts
+    run_checked(mlagen.jit.compile(spec, plan_for(spec, **knobs)), problem)
+
+
 def _with_extreme_blocks(problem, seed: int):
     """Rewrite some 128-value blocks of the valid packed rows so the kernel's exact float32 dequant path
     runs: scale 2^8 (past both packed multiplies' exact range) over small e4m3 codes, subnormal ones
@@ -295,16 +307,12 @@ def _with_extreme_blocks(problem, seed: int):
     return {name: int((kind == k).sum()) for k, name in enumerate(("big", "tiny", "zero"))}
 
 
-@pytest.mark.parametrize("name", ["h128_p64_fp8", "h64_p1_fp16_fp8", "h16_p16_q2_causal_fp8",
-                                  "h128_p64_fp8_seesaw", "h64_p1_fp16_fp8_seesaw"])
+@pytest.mark.parametrize("name", ["h128_p64_fp8", "h64_p1_fp16_fp8", "h16_p16_q2_causal_fp8"])
 def test_fp8_blocks_outside_the_fast_dequant_range(name):
-    """Blocks whose rounded scale the packed 16-bit multiply cannot take exactly go through float32
-    (the default plans' converters, and the seesaw's, an opt-in plan: ``plan_variants``)."""
-    base, knobs = plan_variants().get(name, (name, {}))
-    spec = VARIANTS[base]
+    """Blocks whose rounded scale the packed 16-bit multiply cannot take exactly go through float32."""
+    spec = VARIANTS[name]
     lens = [700, 64, 0, 333] if spec.page != 1 else [300, 5]
     problem = make_problem(spec, batch=len(lens), seqlens=lens, s_q=spec.max_q, seed=21, device="cuda")
     counts = _with_extreme_blocks(problem, seed=22)
     assert min(counts.values()) > 100, counts
-    kernel = mlagen.jit.compile(spec, plan_for(spec, **knobs)) if knobs else kernel_for(base)
-    run_checked(kernel, problem)
+    run_checked(kernel_for(name), problem)
