@@ -173,6 +173,21 @@ def test_fp8_split_schedule_compiles(kernel_cache):
     assert reports and not [r.describe() for r in reports if r.local_memory]
 
 
+def test_fp8_seesaw_compiles(kernel_cache):
+    """The seesaw over an fp8 cache (an opt-in plan): the 16-bit seesaw's MMA warpgroups (88 wgmmas a pair,
+    none serialised, no local memory in the pair loop at 224 registers), TMA boxes for the fp8 latent, the
+    scale copies and the RoPE chunks, and three converting warps writing into the KV buffers in place."""
+    spec = TO_BUILD["deepseek_v3_fp8"]
+    plan = plan_for(spec, schedule="seesaw")
+    result = build(spec, plan, cache_dir=str(kernel_cache))
+    meta = assert_entry_valid(result.entry_dir, result.identity)
+    assert meta["instructions"]["wgmma"] == 88 and meta["ptxas"]["serialized"] == []
+    assert f"setmaxnreg.inc.sync.aligned.u32 {plan.consumer_regs}" in result.ptx_path.read_text()
+    reports = mma_loops(result.object_path)
+    assert reports and not [r.describe() for r in reports if r.local_memory]
+    assert "def convert_chunk(" in (result.entry_dir / "kernel.py").read_text()
+
+
 def test_ptxas_report_catches_serialisation(tmp_path, monkeypatch):
     """The check above can fail: a ptxas that reports serialised wgmmas is caught, with its codes."""
     fake = tmp_path / "ptxas"
