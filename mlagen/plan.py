@@ -24,7 +24,10 @@ A plan fixes every compile-time knob of the generated decode kernel:
   has a tile of its own, the second's goes through the RoPE chunk of its
   buffer. The first buffer is released halfway through a pair, so the next
   pair starts loading during the second tile's P.V. The default for 16-bit
-  caches whose split pipeline would be two tiles deep (576-wide keys).
+  caches whose split pipeline would be two tiles deep (576-wide keys). Over
+  an fp8 cache TMA lands each fp8 latent chunk (and a copy of its tokens'
+  scales) inside the 16-bit chunk it becomes, and the producer warpgroup's
+  three other warps convert it in place before the MMA warpgroups see it.
   ``"heads_n"`` (the default where ``max_q * heads_per_kv <= 32``):
   the query rows go on wgmma's N instead of M, S^T = K.Q^T and
   O^T = V^T.P^T, so no MMA works on padding rows; the MMA warpgroup handles
