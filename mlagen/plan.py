@@ -294,12 +294,19 @@ def heads_n_unsupported(spec: MLASpec) -> str | None:
     return None
 
 
+FP8_SEESAW_MIN_PAGE = 8  # TMA writes shared memory at 128-byte boundaries: a box of scales (16 bytes a row) needs 8 rows
+
+
 def fp8_seesaw_unsupported(spec: MLASpec) -> str | None:
     """``None`` if the seesaw is generated over ``spec``'s fp8 cache, else why not: the RoPE part is
-    loaded as whole 16-bit 64-column chunks (one of them carries the second tile's P)."""
+    loaded as whole 16-bit 64-column chunks (one of them carries the second tile's P), and each box
+    (a page's rows at most) of a token's 16 bytes of scales must fill a 128-byte aligned slot."""
     if spec.rope == 0 or spec.rope % 64:
         return (f"schedule = 'seesaw' over an fp8_e4m3 cache loads the RoPE part as whole 64-column chunks: "
                 f"rope {spec.rope} is not a positive multiple of 64")
+    if spec.page < FP8_SEESAW_MIN_PAGE:
+        return (f"schedule = 'seesaw' over an fp8_e4m3 cache loads the scales in page-sized TMA boxes of 16 bytes "
+                f"a row, which TMA writes at 128-byte boundaries: page {spec.page} < {FP8_SEESAW_MIN_PAGE}")
     return None
 
 

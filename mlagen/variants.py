@@ -78,13 +78,11 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
     return {
         # the seesaw over fp8 caches: three producer warps convert each latent chunk in place (128 rows in
         # two m-blocks; 16-token pages with two causal tokens, 32 rows padded to 64; fp16 queries, three
-        # causal tokens on 32-token pages; two KV heads with Q loaded without TMA on 128-token pages;
-        # one-token pages: a TMA box per token)
+        # causal tokens on 32-token pages; two KV heads with Q loaded without TMA on 128-token pages)
         "h128_p64_fp8_seesaw": ("h128_p64_fp8", {"schedule": "seesaw"}),
         "h16_p16_q2_causal_fp8_seesaw": ("h16_p16_q2_causal_fp8", {"schedule": "seesaw"}),
         "h16_p32_q3_causal_fp16_fp8_seesaw": ("h16_p32_q3_causal_fp16_fp8", {"schedule": "seesaw"}),
         "h32_kv2_p128_q4_causal_fp8_seesaw": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "seesaw"}),
-        "h64_p1_fp16_fp8_seesaw": ("h64_p1_fp16_fp8", {"schedule": "seesaw"}),
         # two m-block CTAs sharing every KV tile's TMA loads by multicast (pages 64 and 128, one and
         # two query tokens: two and four m-blocks, i.e. one and two clusters per KV head and part)
         "h128_p64_bf16_cluster2": ("h128_p64_bf16", {"cluster": 2}),

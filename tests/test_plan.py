@@ -331,6 +331,10 @@ def test_fp8_seesaw_converts_chunks_in_place():
         plan_for(spec.replace(rope=0), schedule="seesaw")
     with pytest.raises(PlanError, match="rope 32 is not a positive multiple of 64"):
         plan_for(spec.replace(rope=32), schedule="seesaw")
+    # a box of scales (16 bytes a token, a page's rows at most) must fill TMA's 128-byte slots
+    with pytest.raises(PlanError, match="page 4 < 8"):
+        plan_for(spec.replace(page=4), schedule="seesaw")
+    assert plan_for(spec.replace(page=8), schedule="seesaw").schedule == "seesaw"
 
 
 def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
