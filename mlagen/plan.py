@@ -38,7 +38,8 @@ A plan fixes every compile-time knob of the generated decode kernel:
   rows per CTA, one producer warpgroup instead of two, for the registers).
   More rows per KV head go in column blocks of 32 (64 on two MMA warpgroups)
   over CTAs, m-blocks reading the same KV tiles: for fp8 caches the planner's
-  default (``heads_n_wide_default``), otherwise a tuning candidate. fp8: two
+  default where the seesaw is not generated (``heads_n_wide_default``), otherwise
+  a tuning candidate. fp8: two
   producer warpgroups (one TMA warp, seven dequantizing warps; with one
   producer warpgroup, three), each fp8 latent chunk loaded into the ring chunk
   it is converted into; 16-bit caches: the TMA warp loads every chunk straight
@@ -398,6 +399,16 @@ def heads_n_wide_default(spec: MLASpec) -> bool:
             and heads_n_column_blocks(spec))
 
 
+def fp8_seesaw_default(spec: MLASpec) -> bool:
+    """Whether the planner puts an fp8 cache with more than 32 query rows per KV head on the seesaw
+    (three producer warps converting each tile in place) rather than heads_n with two MMA warpgroups of
+    32 columns: H100, same-run sweeps at h_q 16-128, s_q 1-2, 4k-16k: equal at 8k-16k and 3-4% faster at
+    4k before the converting warps decided the fast path once per chunk, which made the seesaw 6-9%
+    faster again (docs/perf/README.md). Both are bound by their three converting warps."""
+    return (spec.cache_dtype == FP8_CACHE and fp8_seesaw_unsupported(spec) is None
+            and spec.max_q * spec.heads_per_kv > HEADS_N_MAX_COLS)
+
+
 def heads_n_default_wgs(spec: MLASpec) -> int:
     """MMA warpgroups of the planner's heads_n plan: two splitting the query rows where they make 16
     or more each (a multiple of 32) over a 16-bit cache, since each then overlaps its softmax with the
@@ -642,8 +653,9 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
       against the seesaw).
     - any cache with at most 32 query rows per KV head (``heads_n_unsupported``): the heads_n
       schedule, query rows on wgmma's N (for 16-bit caches measured on the H200: faster from 8k
-      tokens on, 3% slower at 4k); fp8 caches with more rows heads_n again, on two MMA warpgroups of
-      32 columns (``heads_n_wide_default``), else the split schedule.
+      tokens on, 3% slower at 4k); fp8 caches with more rows the seesaw (``fp8_seesaw_default``),
+      else heads_n on two MMA warpgroups of 32 columns (``heads_n_wide_default``), else the split
+      schedule.
 
     Keyword overrides pin knobs (``stages=2``); the result is always checked.
     """
@@ -673,12 +685,15 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         # few query rows per KV head: on N they waste no MMA rows, and the dequantizers get seven
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
         overrides.setdefault("schedule", "heads_n")
-    elif heads_n_wide_default(spec) and "schedule" not in overrides and overrides.get("consumer_wgs", 2) == 2:
-        # more rows: 64 per CTA on two MMA warpgroups (1.01-1.06x the split schedule)
-        try:
-            return plan_for(spec, device, **{**overrides, "schedule": "heads_n", "consumer_wgs": 2})
-        except PlanError:
-            pass  # a pinned knob rules it out
+    elif "schedule" not in overrides and overrides.get("consumer_wgs", 2) == 2:
+        # fp8 with more rows: the seesaw, converting in place; else 64 per CTA on two MMA warpgroups
+        # (1.01-1.06x the split schedule); else the split schedule
+        for default, schedule in ((fp8_seesaw_default, "seesaw"), (heads_n_wide_default, "heads_n")):
+            if default(spec) and overrides.get("cluster", 1) == 1:
+                try:
+                    return plan_for(spec, device, **{**overrides, "schedule": schedule, "consumer_wgs": 2})
+                except PlanError:
+                    pass  # a pinned knob rules it out
     heads_n = overrides.get("schedule") == "heads_n"
     wgs = overrides.pop("consumer_wgs", heads_n_default_wgs(spec) if heads_n else 1 if spec.d_v % 128 else 2)
     if heads_n:

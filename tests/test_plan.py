@@ -65,16 +65,21 @@ def test_spec_file_plan_fits_the_device(name):
     # heads_n (<= 32 query rows per KV head): one MMA warpgroup over whole tiles
     heads_n_fits = spec.rope % 64 == 0 and spec.page >= 16
     heads_n = spec.max_q * spec.heads_per_kv <= 32 and heads_n_fits
-    # fp8 with more rows: heads_n on two MMA warpgroups of 32 columns (one producer warpgroup)
-    wide = spec.cache_dtype == "fp8_e4m3" and heads_n_fits and not heads_n
+    # fp8 with more rows: the seesaw converting in place (a RoPE of whole 64-column chunks, pages of 8 or
+    # more), else heads_n on two MMA warpgroups of 32 columns (one producer warpgroup)
+    fp8_many = spec.cache_dtype == "fp8_e4m3" and not heads_n
+    fp8_seesaw = fp8_many and spec.rope and spec.rope % 64 == 0 and spec.page >= 8
+    wide = fp8_many and heads_n_fits and not fp8_seesaw
     # 16-bit caches whose split pipeline is two tiles deep, two warpgroups and a RoPE chunk: seesaw
     split = (plan_for(spec, schedule="heads_n", consumer_wgs=2) if wide
              else plan_for(spec, schedule="heads_n" if heads_n else "split"))
-    seesaw = (spec.cache_dtype != "fp8_e4m3" and split.stages == 2 and split.consumer_wgs == 2
-              and padded_dqk(spec) > spec.d_v)
+    seesaw = fp8_seesaw or (spec.cache_dtype != "fp8_e4m3" and split.stages == 2 and split.consumer_wgs == 2
+                            and padded_dqk(spec) > spec.d_v)
     assert plan.schedule == ("heads_n" if heads_n or wide else "seesaw" if seesaw else "split")
     if not seesaw:
         assert plan == split
+    if fp8_seesaw:
+        assert plan == plan_for(spec, schedule="seesaw") and (plan.producer_regs, plan.consumer_regs) == (56, 224)
     if wide:
         assert (plan.consumer_wgs, plan.producer_wgs, plan.producer_regs, plan.consumer_regs) == (2, 1, 72, 216)
     # heads_n: two MMA warpgroups splitting the rows where a 16-bit cache has 32 (or a multiple)
@@ -339,8 +344,8 @@ def test_fp8_seesaw_converts_chunks_in_place():
 
 def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     spec = SPEC_FILES["deepseek_v3_fp8.py"]
-    # (128 query rows: the default is heads_n in column blocks of 64, test_heads_n_two_mma_warpgroups_of_32_columns)
-    assert plan_for(spec).schedule == "heads_n"
+    # (128 query rows: the default is the seesaw, converting in place, test_fp8_seesaw_converts_chunks_in_place)
+    assert plan_for(spec).schedule == "seesaw"
     plan = plan_for(spec, schedule="split")
     # three 32-token dequantized buffers (a 64-token tile is two), 16-token packed-row stages
     assert (plan.schedule, plan.stages, plan.block_n, plan.consumer_wgs) == ("split", 3, 64, 2)
@@ -400,7 +405,7 @@ def test_heads_n_schedule_puts_few_query_rows_on_n():
         # a 16-bit cache's 32 columns go to two MMA warpgroups by default, 16 each
         assert plan_for(many, schedule="heads_n").consumer_wgs == heads_n_default_wgs(many)
         assert plan_for(many).consumer_wgs == 2 and blocks != plan_for(many) and blocks in search_space(many)
-        assert (plan_for(many).schedule == "heads_n") == (many.cache_dtype == "fp8_e4m3")
+        assert plan_for(many).schedule == "seesaw"  # over 16-bit caches, and over fp8 ones converting in place
         with pytest.raises(PlanError, match="steps m-blocks by 32 rows for"):
             check_plan(many, dataclasses.replace(blocks, block_m=64))
     with pytest.raises(PlanError, match="steps m-blocks by 64 rows"):
@@ -499,13 +504,16 @@ def test_heads_n_two_mma_warpgroups_of_32_columns():
             check_plan(spec, dataclasses.replace(plan, producer_regs=104, consumer_regs=152))
         with pytest.raises(PlanError, match="stages must be in 13..64"):
             check_plan(spec, dataclasses.replace(plan, stages=12))
-        # the defaults: this layout for fp8 (1.01-1.06x the split schedule on the H100), the seesaw for 16-bit
-        assert plan_for(spec) == plan if spec.cache_dtype == "fp8_e4m3" else plan_for(spec).schedule == "seesaw"
-        # a pinned knob that rules it out falls back to the split schedule
+        # the defaults: the seesaw (for fp8 converting in place); this layout for fp8 where the seesaw is not
+        # generated (1.01-1.06x the split schedule on the H100)
+        assert plan_for(spec).schedule == "seesaw"
         if spec.cache_dtype == "fp8_e4m3":
+            fallback = plan_for(spec.replace(rope=0))  # no RoPE chunk: no seesaw
+            assert (fallback.schedule, fallback.consumer_wgs, fallback.producer_wgs) == ("heads_n", 2, 1)
+            # a pinned knob that rules both out falls back to the split schedule
             assert plan_for(spec, raw_stages=2).schedule == "split"
-            # pinning the knob it sets itself keeps it (and stages picks its ring depth)
-            assert plan_for(spec, consumer_wgs=2) == plan
+            # pinning a knob the seesaw sets itself keeps it; one it rules out goes to this layout
+            assert plan_for(spec, consumer_wgs=2).schedule == "seesaw"
             assert plan_for(spec, stages=14) == dataclasses.replace(plan, stages=14)
     # 128 rows: two column blocks of 64
     many = plan_for(MLASpec(q_heads=128, cache_dtype="fp8_e4m3"), schedule="heads_n", consumer_wgs=2)
