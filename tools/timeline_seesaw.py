@@ -109,15 +109,28 @@ def _warp_any(flag):''')
             self.stamp(tl, (11 if buf == 0 else 21) + grp)
 ''')
     # TMA warp: a pair counter and stamps around each group's load
+    # (the walk of the TMA warp: the fp8 converting warps walk the tiles with the same first lines)
     s = _rep(s, '''        req = first_req
         tile0 = first_tile
         while req < last_req or (req == last_req and tile0 < end_tile):
-            seq_len = mLens[req]''', '''        pseq = Int32(0)  # pairs issued so far
+            seq_len = mLens[req]
+            req_tiles = (seq_len + BLOCK_N - 1) // BLOCK_N
+            seg_end = end_tile
+            if req < last_req:
+                seg_end = cutlass.max(req_tiles, 1)
+            tile_end = cutlass.min(seg_end, req_tiles)
+{% if c.q_tma %}''', '''        pseq = Int32(0)  # pairs issued so far
         tl_on = (cute.arch.lane_idx() == 0) & (m_block == 0) & (kv_head == 0)
         req = first_req
         tile0 = first_tile
         while req < last_req or (req == last_req and tile0 < end_tile):
-            seq_len = mLens[req]''')
+            seq_len = mLens[req]
+            req_tiles = (seq_len + BLOCK_N - 1) // BLOCK_N
+            seg_end = end_tile
+            if req < last_req:
+                seg_end = cutlass.max(req_tiles, 1)
+            tile_end = cutlass.min(seg_end, req_tiles)
+{% if c.q_tma %}''')
     for name, buf, grp, f0 in (("p0a", 0, 0, 0), ("p0b", 0, 1, 2), ("p1a", 1, 0, 4), ("p1b", 1, 1, 6)):
         tile = "tile_a" if buf == 0 else "tile_a + 1"
         pipe = 2 * buf + grp
@@ -137,8 +150,11 @@ def _warp_any(flag):''')
             cute.arch.setmaxregister_decrease(PRODUCER_REGS)''', '''        tl = (ws_o_ptr, part, num_parts, m_blocks)
         if wg_idx == 0:
             cute.arch.setmaxregister_decrease(PRODUCER_REGS)''')
+    # (the 16-bit producer's call and signature: the fp8 ones sit in {% if c.fp8 %} blocks beside them)
     s = _rep(s, '''                             num_pages, s_q, m_block, kv_head, work)
+{% endif %}
         else:''', '''                             num_pages, s_q, m_block, kv_head, work, tl)
+{% endif %}
         else:''')
     s = _rep(s, '''                         part, work)
 {% if plan.cluster > 1 %}
@@ -146,9 +162,11 @@ def _warp_any(flag):''')
 {% if plan.cluster > 1 %}
         # no CTA exits''')
     s = _rep(s, '''                s_q, m_block, kv_head, work):
+{% endif %}
         first_req, first_tile, last_req, end_tile, cum_first, cum_last, total, parts = work
 {% if plan.cluster > 1 %}
         cta_rank''', '''                s_q, m_block, kv_head, work, tl):
+{% endif %}
         first_req, first_tile, last_req, end_tile, cum_first, cum_last, total, parts = work
 {% if plan.cluster > 1 %}
         cta_rank''')
