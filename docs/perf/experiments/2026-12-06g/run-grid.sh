@@ -2,7 +2,7 @@
 # The fp8 seesaw as the planner's default above 32 query rows per KV head (commit MLAGEN_COMMIT): first the
 # drawn-case GPU test on the fp8 variants whose default changed and the fp8 seesaw tests (a failure stops
 # the run), then the same-run sweeps against heads_n on two MMA warpgroups of 32 columns (the previous
-# default) at the five fp8 cells above 32 rows, then `mlagen bench --grid fp8` three times. Kernels prebuilt
+# default) at the five fp8 cells above 32 rows, then `mlagen bench --grid fp8` RUNS times (default 3). Kernels prebuilt
 # with prebuild_grid.py into .gpu-cache-g2. Results under $OUT (~5 min).
 set -uo pipefail
 cd "$(dirname "$0")/../../../.."
@@ -20,7 +20,7 @@ for cell in "128 1" "64 1" "128 2" "64 2" "32 2"; do
     --plan schedule=heads_n,consumer_wgs=2 --h-q "$1" --s-q "$2" --s-k 4096 8192 16384 2>&1 | grep -v Warning \
     | tee "$OUT/sweep-fp8-h$1-q$2.txt" | grep ratio | cut -c1-60,100-190
 done
-for run in 1 2 3; do
+for run in $(seq 1 "${RUNS:-3}"); do
   timeout 90 python -m mlagen bench --grid fp8 --rep-ms 20 --out "$OUT" --name "h100-1206g-run$run" 2>&1 \
     | grep -v Warning > "$OUT/bench-run$run.txt"; tail -2 "$OUT/bench-run$run.txt"
 done
