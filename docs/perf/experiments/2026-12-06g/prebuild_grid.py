@@ -11,20 +11,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prebuild import build_one  # noqa: E402  (the same worker: one kernel into the cache)
 
 SUITE = ("h128_p64_fp8", "h40_p64_q2_causal_fp8", "h32_kv2_p128_q4_causal_fp8", "h16_p32_q3_causal_fp16_fp8")
 WIDE_CELLS = ((128, 1), (64, 1), (128, 2), (64, 2), (32, 2))
-
-
-def build_one(item):
-    from mlagen.jit import build
-    from mlagen.plan import plan_for
-    from mlagen.spec import MLASpec
-
-    spec, knobs, cache = item
-    spec = MLASpec.from_dict(spec)
-    result = build(spec, plan_for(spec, **knobs), cache_dir=cache)
-    return f"{'built' if result.cold else 'cached'} {result.identity.name} ({result.seconds:.0f} s)"
 
 
 def main():
