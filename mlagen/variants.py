@@ -6,8 +6,8 @@ page-size regime (1 row per TMA box up to pages larger than a tile), query
 tokens per request with and without causal masking, the latent/rope widths of
 every spec file, one and two MMA warpgroups, RoPE placement and LSE on/off,
 and the fp8_e4m3 cache (bf16 and fp16 queries, pages of 1 to 128 tokens, two
-KV heads, no RoPE, query rows per KV head from 8 to 128: the split and the
-heads_n schedules; MLAGEN_TEST_PLAN=schedule=split runs the heads_n shapes on the
+KV heads, no RoPE, query rows per KV head from 8 to 128: the split, heads_n and
+seesaw schedules; MLAGEN_TEST_PLAN=schedule=split runs the heads_n shapes on the
 split schedule too). ``plan_variants`` adds plans the planner does not choose: cluster=2, the
 M-side schedules for the few-row shapes that take heads_n by default, heads_n in column blocks,
 heads_n's other number of MMA warpgroups, and the seesaw over fp8 caches.
@@ -76,13 +76,10 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
     """Opt-in plan knobs the planner does not choose by default, each pinned on kernel variants it fits:
     test name -> (kernel variant name, plan knobs). The GPU suite checks them like the default plans."""
     return {
-        # the seesaw over fp8 caches: three producer warps convert each latent chunk in place (128 rows in
-        # two m-blocks; 16-token pages with two causal tokens, 32 rows padded to 64; fp16 queries, three
-        # causal tokens on 32-token pages; two KV heads with Q loaded without TMA on 128-token pages)
-        "h128_p64_fp8_seesaw": ("h128_p64_fp8", {"schedule": "seesaw"}),
+        # the seesaw over an fp8 cache where heads_n is the default (32 rows: two causal tokens on
+        # 16-token pages, padded to 64); above 32 rows it is the default (h128_p64_fp8, h40_p64_q2_causal_fp8,
+        # h32_kv2_p128_q4_causal_fp8, h16_p32_q3_causal_fp16_fp8 above)
         "h16_p16_q2_causal_fp8_seesaw": ("h16_p16_q2_causal_fp8", {"schedule": "seesaw"}),
-        "h16_p32_q3_causal_fp16_fp8_seesaw": ("h16_p32_q3_causal_fp16_fp8", {"schedule": "seesaw"}),
-        "h32_kv2_p128_q4_causal_fp8_seesaw": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "seesaw"}),
         # two m-block CTAs sharing every KV tile's TMA loads by multicast (pages 64 and 128, one and
         # two query tokens: two and four m-blocks, i.e. one and two clusters per KV head and part)
         "h128_p64_bf16_cluster2": ("h128_p64_bf16", {"cluster": 2}),
