@@ -85,3 +85,26 @@ def test_fp8_regs_stack_of_the_sixth_session_applies(tmp_path):
     assert "def fold_group(" in (tmp_path / "templates" / "sm90" / "_heads_n_regs.py.j2").read_text()
     subprocess.run(["patch", "-s", "--dry-run", "-p1", "-i", str(base / "2026-12-06f" / "vrot.patch")],
                    cwd=tmp_path / "templates", check=True)
+
+
+# The eighth session's prepared patch (docs/perf/experiments/2026-12-06h/run-regload.sh applies it to a copy of
+# templates/ on the GPU host): it must still apply, render and change the fp8 seesaw's kernel.
+def test_regload_patch_applies_and_changes_the_fp8_seesaw(tmp_path, monkeypatch):
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    patch = REPO / "docs" / "perf" / "experiments" / "2026-12-06h" / "seesaw-fp8-regload.patch"
+    subprocess.run(["patch", "-s", "-p1", "-i", str(patch)], cwd=tdir, check=True)
+    for h_q, s_q in ((128, 1), (64, 2), (32, 2)):
+        spec = cell_spec(dict(h_q=h_q, s_q=s_q, page=64, cache="fp8_e4m3"))
+        plan = plan_for(spec)
+        assert plan.schedule == "seesaw"
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        assert "def load_convert(" in source
+        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+        assert _code(source) != _code(render(spec, plan).source)
