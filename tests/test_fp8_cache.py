@@ -177,3 +177,57 @@ def test_attention_error_within_e4m3_bound(seed):
     assert (err <= bound).all(), float((err - bound).max())
     # and the bound is not vacuous: within a small multiple of the error actually seen
     assert float(bound.max()) < 50 * float(err.max()) + 1e-3
+
+
+def _prmt(a, b, selector: int):
+    """PTX prmt.b32 (default mode) on uint32 arrays: result byte i is byte (nibble i & 7) of {b, a}, or that
+    byte's sign replicated when bit 3 of the nibble is set."""
+    import numpy as np
+
+    pool = [(a >> (8 * k)) & 0xFF for k in range(4)] + [(b >> (8 * k)) & 0xFF for k in range(4)]
+    out = np.zeros_like(a)
+    for i in range(4):
+        nibble = (selector >> (4 * i)) & 0xF
+        byte = pool[nibble & 7]
+        if nibble & 8:
+            byte = np.where(byte & 0x80, 0xFF, 0).astype(a.dtype)
+        out |= byte << (8 * i)
+    return out
+
+
+@pytest.mark.parametrize("dtype, bias", [("bf16", 120), ("fp16", 8)])
+def test_kernel_e4m3_bit_trick_reads_every_code(dtype, bias):
+    """The kernels' fp8 -> 16-bit step (templates/sm90/_fp8.py.j2: a byte permute, a shift, a mask per pair),
+    emulated from the rendered module's own constants over every pair of e4m3 bytes in both pair positions:
+    each 16-bit half reads 2^-bias times the e4m3 value (subnormals exact), NaN codes +-480, and the other
+    two bytes of the word do not leak in."""
+    import re
+
+    import numpy as np
+
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    spec = MLASpec(q_heads=16, dtype=dtype, cache_dtype="fp8_e4m3")
+    source = render(spec, plan_for(spec)).source
+    shift = int(re.search(r"^_SHIFT = (\d+)", source, re.M).group(1))
+    mask = int(re.search(r'^_MASK = "(0x[0-9A-Fa-f]+)"', source, re.M).group(1), 16)
+    selects = [int(s, 16) for s in re.search(r'^_PAIR_SELECT = \("(0x\w+)", "(0x\w+)"\)', source, re.M).groups()]
+    body = source[source.index("def _e4m3_pair_bits("):source.index("def _fp8x2_fast(")]
+    # the emulation below is what the PTX does only if these are its three operations
+    assert re.search(r"prmt\.b32 t, \$1, \$1, \{select\}", body) and "shl.b32 t, t, {_SHIFT}" in body
+    assert "and.b32 t, t, {_MASK}" in body and body.count(".b32 t") == 4  # the .reg line and the three ops
+
+    codes = np.arange(256, dtype=np.uint32)
+    b0, b1 = np.meshgrid(codes, codes, indexing="ij")
+    b0, b1 = b0.ravel(), b1.ravel()
+    junk = np.random.default_rng(0).integers(0, 1 << 16, b0.size, dtype=np.uint32)
+    words = (b0 | (b1 << 8) | (junk << 16), junk | (b0 << 16) | (b1 << 24))
+    e4m3 = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
+    expected = torch.where(torch.isnan(e4m3), torch.where(torch.arange(256) >= 128, -480.0, 480.0), e4m3)
+    half = torch.bfloat16 if dtype == "bf16" else torch.float16
+    for word, select in zip(words, selects):
+        out = (_prmt(word, word, select) << shift & 0xFFFFFFFF) & mask
+        for halves, code in ((out & 0xFFFF, b0), (out >> 16, b1)):
+            got = torch.from_numpy(halves.astype(np.int32)).to(torch.int16).view(half).double() * 2.0**bias
+            assert torch.equal(got, expected[torch.from_numpy(code.astype(np.int64))].double())
