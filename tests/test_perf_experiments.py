@@ -108,3 +108,27 @@ def test_regload_patch_applies_and_changes_the_fp8_seesaw(tmp_path, monkeypatch)
         assert "def load_convert(" in source
         monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
         assert _code(source) != _code(render(spec, plan).source)
+
+
+def test_l2prefetch_patch_applies_and_changes_both_seesaws(tmp_path, monkeypatch):
+    """docs/perf/experiments/2026-12-06h/run-l2prefetch.sh: the patch applies, renders, and changes the 16-bit
+    and the fp8 seesaw (its pf2 variant is the same file with PREFETCH_PAIRS = 2)."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    patch = REPO / "docs" / "perf" / "experiments" / "2026-12-06h" / "seesaw-l2prefetch.patch"
+    subprocess.run(["patch", "-s", "-p1", "-i", str(patch)], cwd=tdir, check=True)
+    assert "\nPREFETCH_PAIRS = 1\n" in (tdir / "sm90" / "_seesaw.py.j2").read_text()
+    for cell in (dict(h_q=128, s_q=1, page=64, cache=None), dict(h_q=64, s_q=2, page=64, cache="fp8_e4m3")):
+        spec = cell_spec(cell)
+        plan = plan_for(spec)
+        assert plan.schedule == "seesaw"
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        assert "cp.async.bulk.prefetch.L2.global" in source
+        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+        assert _code(source) != _code(render(spec, plan).source)
