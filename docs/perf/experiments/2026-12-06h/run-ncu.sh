@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where the fp8 seesaw's warps stall: ncu's warp-state sampling over one launch of the planner's kernel for
-# fp8, h_q 128, s_q 1, batch 128, s_k 16384 (ncu_driver.py), per SASS instruction (the source page as CSV,
-# xz-compressed) and the kernel's warp-state summary. Results under $OUT (~2 min).
+# fp8, h_q 128, s_q 1, batch 128, s_k 16384 (ncu_driver.py; H_Q=32 S_Q=1 for heads_n's 32-row cell), per SASS
+# instruction (the source page as CSV, xz-compressed) and the kernel's warp-state summary. Results under $OUT
+# (~2 min); read the CSV with ncu_stalls.py.
 set -uo pipefail
 cd "$(dirname "$0")/../../../.."
 OUT=${OUT:-out-1206h-ncu}
