@@ -7,7 +7,9 @@
 #     seesaw-fp8-halves.patch (half-chunk units dealt round robin), both (hsx), and
 #     ../2026-12-06g/seesaw-fp8-groupwide.patch (gw: all three warps on each chunk pair).
 #  3. The same for fp8-sx.patch on heads_n (the fp8 default at 16 and 32 query rows).
-# Kernels are compiled on the GPU host (JOBS=15). Results under $OUT.
+# Kernels are compiled on the GPU host (JOBS=15). Results under $OUT. It ran on tree 8e82b70 (templates
+# before fp8-sx.patch, which is in the product since eca981d); the timeline's fp8 stamps come from
+# timeline-seesaw-fp8.patch, applied here to a copy of tools/ (the product's tool has no --cache).
 set -uo pipefail
 cd "$(dirname "$0")/../../../.."
 OUT=${OUT:-out-1206h-ab}
@@ -19,9 +21,11 @@ for v in sx halves hsx gw; do rm -rf "/tmp/$v" && cp -r templates "/tmp/$v"; don
 (cd /tmp/halves && patch -s -p1 < "$OLDPWD/$HERE/seesaw-fp8-halves.patch") || exit 1
 (cd /tmp/hsx && patch -s -p1 < "$OLDPWD/$HERE/seesaw-fp8-halves.patch" && patch -s -p1 < "$OLDPWD/$HERE/fp8-sx.patch") || exit 1
 (cd /tmp/gw && patch -s -p1 < "$OLDPWD/docs/perf/experiments/2026-12-06g/seesaw-fp8-groupwide.patch") || exit 1
+rm -rf /tmp/tools-tl && cp -r tools /tmp/tools-tl && (cd /tmp/tools-tl && patch -s -p1 < "$OLDPWD/$HERE/timeline-seesaw-fp8.patch") || exit 1
+TL=/tmp/tools-tl/timeline_seesaw.py
 for v in base hsx; do
   src=templates; [ "$v" = base ] || src=/tmp/$v
-  rm -rf "/tmp/tl-$v" && cp -r "$src" "/tmp/tl-$v" && python tools/timeline_seesaw.py patch "/tmp/tl-$v" >/dev/null || exit 1
+  rm -rf "/tmp/tl-$v" && cp -r "$src" "/tmp/tl-$v" && python $TL patch "/tmp/tl-$v" >/dev/null || exit 1
 done
 # the stamped kernels build while the A/B's kernels do
 (for v in base hsx; do MLAGEN_TEMPLATE_DIR=/tmp/tl-$v python -c "
@@ -36,7 +40,7 @@ VARIANTS=sx=/tmp/sx,halves=/tmp/halves,hsx=/tmp/hsx,gw=/tmp/gw AB_PLAN=schedule=
 wait
 for v in base hsx; do
   echo "== timeline $v"
-  MLAGEN_TEMPLATE_DIR=/tmp/tl-$v timeout 90 python tools/timeline_seesaw.py run --cache fp8_e4m3 --h-q 128 --s-k 16384 2>&1 \
+  MLAGEN_TEMPLATE_DIR=/tmp/tl-$v timeout 90 python $TL run --cache fp8_e4m3 --h-q 128 --s-k 16384 2>&1 \
     | grep -v Warning | tee "$OUT/timeline-$v.txt"
 done
 VARIANTS=sx=/tmp/sx NEW_CACHE=$MLAGEN_CACHE_DIR JOBS=4 ROUNDS=2 REP_MS=20 timeout 150 python tools/ab_templates.py \
