@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # After seesaw-bt-early.patch went into the templates: three default-grid runs with FlashMLA live and one fp8-grid
 # run at the new commit (MLAGEN_COMMIT names it in the JSON: the GPU host gets no .git), everything in one
-# tarball. ~3 min.
+# tarball, rewritten after each run. ~3 min.
 #   FLASHMLA_LIB   tools/flashmla_ref/build.sh's library (carried with the call)
 set -uo pipefail
 cd "$(dirname "$0")/../../../.."
@@ -17,6 +17,7 @@ for run in 1 2 3; do
   timeout 150 python -m mlagen bench --grid default --flashmla "$LIB" --rep-ms 20 --out "$RES" --name "$name" 2>&1 \
     | grep -v Warning > "$RES/$name.txt"
   echo "== $name"; tail -2 "$RES/$name.txt" | head -1
+  tar -C "$RES" -cJf "$OUT/results.tar.xz" .   # after each run: a call cut short still returns what ran
 done
 timeout 120 python -m mlagen bench --grid fp8 --rep-ms 20 --out "$RES" --name h100-1206j-fp8-c 2>&1 | grep -v Warning \
   > "$RES/h100-1206j-fp8-c.txt"
