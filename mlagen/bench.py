@@ -642,6 +642,10 @@ def run(args: argparse.Namespace) -> int:
         summary = flashmla_summary(cells)
         if summary:
             log(summary)
+        from mlagen.targets import check, summary_lines
+
+        for line in summary_lines(check([asdict(c) for c in cells])):
+            log(line)
         meta = gpu_meta(command)
         stem = f"{args.name}-{name}" if args.name else name
         paths = save(Path(args.out), stem, ceilings, cells, meta)
