@@ -3,6 +3,9 @@ cell, and each target's comparison (page 16/32/128 against page 64 at s_k >= 819
 batch and long context; s_q 4 causal).
 
     python part3_summary.py h100-part3 h100-mtp4
+
+(Written for this session's tables; the same checks now live in mlagen/targets.py, which `mlagen bench` prints after
+each grid and `python tools/compare_runs.py RUN1.json RUN2.json RUN3.json` on the medians.)
 """
 
 from __future__ import annotations
