@@ -21,7 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable
 
-FP8_CACHE = "fp8_e4m3"
+from mlagen.spec import FP8_CACHE
+
 PAGE_SLOWDOWN = 0.10
 FP16_SLOWDOWN = 0.03
 LONG_RATIO = 0.80
