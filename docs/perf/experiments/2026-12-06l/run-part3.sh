@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Twelfth session: issue 4 part 3's pages and dtypes grids at the templates with seesaw-bt-lanes.patch adopted
 # (9a3b2a2), three runs each with FlashMLA timed live where its shape allows. One tarball under $OUT, rewritten after
-# each run. ~4 min.
+# each run. ~4 min; SWEEP=1 adds cluster=2 on pages 16/32 at h_q 128 (~2 min).
 #   MLAGEN_COMMIT  the commit under test (the GPU host gets no .git)
 #   FLASHMLA_XZ    tools/flashmla_ref/build.sh's library, xz-compressed (carried inside .devkit: the call's 64 MiB)
 set -uo pipefail
@@ -25,4 +25,17 @@ for run in 1 2 3; do
   rm -f "$RES"/*.png   # the charts are redrawn from the JSON; the tarball stays small
   tar -C "$RES" -cJf "$OUT/results.tar.xz" .
 done
+# page 16/32 at 128 rows with the two m-block CTAs as a cluster sharing each box by multicast (cluster=2): half the
+# copies per CTA, the lever left if the copies themselves are what page 16 waits on (neutral at page 64, 7b57a3b)
+if [ -n "${SWEEP:-}" ]; then
+  timeout 120 python tools/prebuild.py --cache "$MLAGEN_CACHE_DIR" --jobs 15 --bench pages --plan cluster=2 \
+    > "$RES/prebuild-c2.txt" 2>&1
+  echo "prebuild c2 rc=$? at ${SECONDS}s"
+  for page in 16 32; do
+    timeout 150 python tools/sweep_cell.py --h-q 128 --s-k 8192 16384 --page $page --plan "" --plan cluster=2 \
+      --rep-ms 20 2>&1 | grep -v Warning > "$RES/sweep-c2-p$page.txt"
+    echo "== sweep page $page at ${SECONDS}s"; tail -5 "$RES/sweep-c2-p$page.txt"
+    tar -C "$RES" -cJf "$OUT/results.tar.xz" .
+  done
+fi
 ls -la "$OUT"
