@@ -37,6 +37,25 @@ def kernel_events(trace_path: Path) -> list[dict]:
     return sorted((e for e in events if e.get("cat") == "kernel" and e.get("ph") == "X"), key=lambda e: e["ts"])
 
 
+def pair_calls(events: list[dict]) -> list[dict]:
+    """One row per decode kernel: its time, and the combine launched after it (before the next decode), if any:
+    the combine's time, the gap from the decode's end to the combine's start (negative under PDL), the span."""
+    decode = [e for e in events if "Decode" in e["name"]]
+    # the combine kernels' names carry their class (SplitCombine, SplitCombineMany); anything else, e.g. a
+    # memset, is reported in "kernels" and left out of the pairing
+    others = [e for e in events if "Combine" in e["name"]] or [e for e in events if "Decode" not in e["name"]]
+    rows = []
+    for i, d in enumerate(decode):
+        next_ts = decode[i + 1]["ts"] if i + 1 < len(decode) else float("inf")
+        after = [o for o in others if d["ts"] <= o["ts"] < next_ts]
+        row = dict(decode=d["dur"], combine=0.0, gap=0.0, span=d["dur"])
+        if after:
+            c = after[0]
+            row.update(combine=c["dur"], gap=c["ts"] - (d["ts"] + d["dur"]), span=c["ts"] + c["dur"] - d["ts"])
+        rows.append(row)
+    return rows
+
+
 def breakdown(cell: dict, calls: int, plan: str, copy_gbps: float, matmul_tflops: float) -> dict:
     spec = cell_spec(dict(h_q=cell["h_q"], s_q=cell["s_q"], page=64, cache=cell["cache"]))
     kernel = mlagen.jit.compile(spec, plan_for(spec, **parse_knobs(plan)), tuned=False)
@@ -53,21 +72,7 @@ def breakdown(cell: dict, calls: int, plan: str, copy_gbps: float, matmul_tflops
         path = Path(tmp) / "trace.json"
         prof.export_chrome_trace(str(path))
         events = kernel_events(path)
-    decode = [e for e in events if "Decode" in e["name"]]
-    # the combine kernels' names carry their class (SplitCombine, SplitCombineMany); anything else, e.g. a
-    # memset, is reported in "kernels" and left out of the pairing
-    others = [e for e in events if "Combine" in e["name"]] or [e for e in events if "Decode" not in e["name"]]
-    rows = []
-    for d in decode:
-        after = [o for o in others if o["ts"] >= d["ts"]]
-        combine = after[0] if after else None
-        row = dict(decode=d["dur"])
-        if combine is not None and (len(rows) + 1 == len(decode) or combine["ts"] < decode[len(rows) + 1]["ts"]):
-            row.update(combine=combine["dur"], gap=combine["ts"] - (d["ts"] + d["dur"]),
-                       span=combine["ts"] + combine["dur"] - d["ts"])
-        else:
-            row.update(combine=0.0, gap=0.0, span=d["dur"])
-        rows.append(row)
+    rows = pair_calls(events)
     nbytes, flops = bytes_and_flops(spec, cell["batch"], cell["s_q"], lens)
     floor_us = max(nbytes / (copy_gbps * 1e3), flops / (matmul_tflops * 1e6))
     med = {k: statistics.median(r[k] for r in rows) for k in ("decode", "combine", "gap", "span")}
