@@ -85,3 +85,18 @@ def test_fp8_regs_stack_of_the_sixth_session_applies(tmp_path):
     assert "def fold_group(" in (tmp_path / "templates" / "sm90" / "_heads_n_regs.py.j2").read_text()
     subprocess.run(["patch", "-s", "--dry-run", "-p1", "-i", str(base / "2026-12-06f" / "vrot.patch")],
                    cwd=tmp_path / "templates", check=True)
+
+
+# Template patches of the thirteenth session's prepared call (docs/perf/experiments/2026-12-07m/run-next.sh applies
+# them to copies of templates/): a patch that no longer applies would stop that call's A/B.
+NEXT_TEMPLATE_PATCHES = [
+    "docs/perf/experiments/2026-12-07m/combine-batch16.patch",
+    "docs/perf/experiments/2026-12-07m/combine-batch32.patch",
+]
+
+
+@pytest.mark.parametrize("patch", NEXT_TEMPLATE_PATCHES, ids=lambda p: Path(p).stem)
+def test_next_template_patch_applies(tmp_path, patch):
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    subprocess.run(["patch", "-s", "-p1", "-i", str(REPO / patch)], cwd=tmp_path / "templates", check=True)
+    assert "PIECE_BATCH = " in (tmp_path / "templates" / "sm90" / "mla_decode.py.j2").read_text()
