@@ -27,9 +27,15 @@ VARIANTS=b16=/tmp/tmpl-b16,b32=/tmp/tmpl-b32 NEW_CACHE=$MLAGEN_CACHE_DIR timeout
   python tools/ab_templates.py 16,1,1,32768:131072 16,1,4,32768 16,1,8,32768 128,1,1,32768:131072 128,1,8,32768 2>&1 \
   | grep -v Warning > "$RES/ab-batch.txt"
 echo "== ab at ${SECONDS}s"; grep -v "^kernels" "$RES/ab-batch.txt" | tail -8
-MLAGEN_TEMPLATE_DIR=/tmp/tmpl-b32 timeout 100 python tools/call_breakdown.py --json "$RES/breakdown-b32.json" \
-  16,1,1,1024 16,1,1,32768 16,1,1,131072 128,1,1,32768 2>&1 | grep -v Warning > "$RES/breakdown-b32.txt"
-cat "$RES/breakdown-b32.txt"
+# the decode kernel's fixed time: one request of one token (one CTA works, the rest exit after the work split),
+# 132 requests of one token (one tile per CTA, nothing to merge), then the small-batch cells
+for v in base b32; do
+  dir=; [ $v != base ] && dir=/tmp/tmpl-$v
+  MLAGEN_TEMPLATE_DIR=$dir timeout 100 python tools/call_breakdown.py --json "$RES/breakdown-$v.json" \
+    16,1,1,1 16,1,132,1 16,1,1,1024 16,1,1,32768 16,1,1,131072 128,1,1,1 128,1,132,1 128,1,1,32768 2>&1 \
+    | grep -v Warning > "$RES/breakdown-$v.txt"
+  cat "$RES/breakdown-$v.txt"
+done
 tar -C "$RES" -cJf "$OUT/results.tar.xz" .
 for run in 1 2 3; do
   name=h100-1207m-next-run$run
