@@ -240,3 +240,25 @@ def test_generated_holds_only_modules_of_spec_files(no_template_override):
         assert path.read_bytes() == rendered.source.encode(), (
             f"generated/{path.name} is stale: run `mlagen build specs/{name}`"
         )
+
+
+# every latent width a spec accepts (multiples of 64 up to 1024) that the planner generates a kernel for
+PLANNED_LATENTS = [n for n in range(64, 1025, 64) if supports(MLASpec(q_heads=16, latent=n, rope=64)) is None]
+
+
+@pytest.mark.parametrize("latent", PLANNED_LATENTS)
+def test_combine_slices_split_every_latent_into_whole_copies(latent, no_template_override):
+    """The many-pieces merge takes a row's columns in COMBINE_SLICES CTAs; each lane's share of a slice must stay
+    a whole number of COPY_COLS-float cp.async copies (16 or 8 bytes), for every latent width that is planned."""
+    assert {256, 512} <= set(PLANNED_LATENTS)
+    src = render_for(MLASpec(q_heads=16, latent=latent, rope=64)).source
+    names = ("LATENT", "COMBINE_SLICES", "COPY_COLS", "PIECE_BATCH")
+    consts = {}
+    exec("\n".join(line for line in src.splitlines() if line.split(" = ")[0] in names), consts)
+    slices, copy = consts["COMBINE_SLICES"], consts["COPY_COLS"]
+    assert consts["LATENT"] == latent and slices in (1, 2, 4) and copy in (2, 4)
+    lane_cols = latent // 32 // slices
+    assert lane_cols * 32 * slices == latent and lane_cols % copy == 0
+    assert 1 <= consts["PIECE_BATCH"] <= 32  # one LSE per lane of a batch
+    if latent in (256, 512):
+        assert slices > 1 and copy == 4  # DeepSeek's and MiniCPM3's widths merge on several CTAs per row
