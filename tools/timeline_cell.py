@@ -204,7 +204,8 @@ def main() -> None:
     recorded = int((stamps[:, :, 0, 1] != 0).any(axis=1).sum())
     if recorded == 0:
         raise SystemExit(f"timeline_cell: no CTA reached tile {TL_T0 + TL_NT - 1} of its share: the window needs "
-                         f"at least {TL_T0 + TL_NT} tiles per CTA (batch 128 at s_k 8192 or more)")
+                         f"at least {TL_T0 + TL_NT} tiles per CTA (batch 128 at s_k 8192 or more; or stamp the "
+                         f"first tiles: TL_T0=0 TL_NT=4 for both tools/timeline_patch.py and this runner)")
     print(f"{spec.key} plan {plan.tag}, batch {args.batch}, s_k {args.s_k}: {recorded}/{parts} CTAs stamped "
           f"tiles {TL_T0}..{TL_T0 + TL_NT - 1}; ring {ring} chunks of {chunks} per tile")
     print(format_rows(summarise(stamps, ring, args.mhz), args.mhz))

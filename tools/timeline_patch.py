@@ -18,10 +18,13 @@ on top of the ablation patches of docs/perf/experiments/, e.g. ablate-headsn-str
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-TL_T0, TL_NT, TL_FIELDS = 64, 32, 8
+# the window: steady state by default; TL_T0=0 TL_NT=4 (environment, read by the patch and the runner alike) stamps
+# a CTA's first tiles instead, for where a short segment's time goes (pipeline fill, first Q, first tiles)
+TL_T0, TL_NT, TL_FIELDS = int(os.environ.get("TL_T0", 64)), int(os.environ.get("TL_NT", 32)), 8
 
 
 # the clock readers a stamped template gets (shared with tools/timeline_seesaw.py)

@@ -45,4 +45,14 @@ for run in 1 2 3; do
   [ $run = 1 ] || rm -f "$RES"/*run$run*.png   # the first run's charts are kept; the JSON has every number
   tar -C "$RES" -cJf "$OUT/results.tar.xz" .
 done
+# 3. a CTA's first four tiles in the heads_n pipeline (clock64 stamps, tools/timeline_patch.py with its window moved
+#    to the start): how long the first chunks take to land, at batch 1 (five tiles a CTA) and batch 128 at 4k
+rm -rf /tmp/tl0 && cp -r templates /tmp/tl0 && TL_T0=0 TL_NT=4 python tools/timeline_patch.py /tmp/tl0
+for cell in "--batch 1 --s-k 32768" "--batch 128 --s-k 4096"; do
+  echo "== h_q 16 $cell" >> "$RES/timeline-first.txt"
+  TL_T0=0 TL_NT=4 MLAGEN_TEMPLATE_DIR=/tmp/tl0 timeout 90 python tools/timeline_cell.py --h-q 16 $cell 2>&1 \
+    | grep -v Warning >> "$RES/timeline-first.txt"
+done
+tail -40 "$RES/timeline-first.txt"
+tar -C "$RES" -cJf "$OUT/results.tar.xz" .
 ls -la "$OUT"
