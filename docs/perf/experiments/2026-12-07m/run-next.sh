@@ -29,10 +29,13 @@ VARIANTS=b16=/tmp/tmpl-b16,b32=/tmp/tmpl-b32 NEW_CACHE=$MLAGEN_CACHE_DIR timeout
 echo "== ab at ${SECONDS}s"; grep -v "^kernels" "$RES/ab-batch.txt" | tail -8
 # the decode kernel's fixed time: one request of one token (one CTA works, the rest exit after the work split),
 # 132 requests of one token (one tile per CTA, nothing to merge), then the small-batch cells
+# (and, at the committed templates, the batch-128 cells with 128 and 256 rows: how long their merge of ~65 cut
+# requests' fp32 partials, 34 MB, takes after the decode grid)
+SMALL="16,1,1,1 16,1,132,1 16,1,1,1024 16,1,1,32768 16,1,1,131072 128,1,1,1 128,1,132,1 128,1,1,32768"
 for v in base b32; do
-  dir=; [ $v != base ] && dir=/tmp/tmpl-$v
-  MLAGEN_TEMPLATE_DIR=$dir timeout 100 python tools/call_breakdown.py --json "$RES/breakdown-$v.json" \
-    16,1,1,1 16,1,132,1 16,1,1,1024 16,1,1,32768 16,1,1,131072 128,1,1,1 128,1,132,1 128,1,1,32768 2>&1 \
+  dir=; cells=$SMALL; [ $v != base ] && dir=/tmp/tmpl-$v
+  [ $v = base ] && cells="$SMALL 128,1,128,4096 128,2,128,4096 64,2,128,4096"
+  MLAGEN_TEMPLATE_DIR=$dir timeout 100 python tools/call_breakdown.py --json "$RES/breakdown-$v.json" $cells 2>&1 \
     | grep -v Warning > "$RES/breakdown-$v.txt"
   cat "$RES/breakdown-$v.txt"
 done
