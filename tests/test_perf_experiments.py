@@ -60,6 +60,7 @@ NEXT_ROUND_PATCHES = [
     "docs/perf/experiments/2026-12-06b/seesaw-n32.patch",
     "docs/perf/experiments/2026-12-06d/headsn-dims.patch",
     "docs/perf/experiments/2026-12-06e/fp8-regs-f16.patch",
+    "docs/perf/experiments/2026-12-07m/partials-16bit.patch",
 ]
 
 
@@ -92,6 +93,7 @@ def test_fp8_regs_stack_of_the_sixth_session_applies(tmp_path):
 NEXT_TEMPLATE_PATCHES = [
     "docs/perf/experiments/2026-12-07m/combine-batch16.patch",
     "docs/perf/experiments/2026-12-07m/combine-batch32.patch",
+    "docs/perf/experiments/2026-12-07m/partials-16bit-templates.patch",
 ]
 
 
@@ -100,3 +102,12 @@ def test_next_template_patch_applies(tmp_path, patch):
     shutil.copytree(REPO / "templates", tmp_path / "templates")
     subprocess.run(["patch", "-s", "-p1", "-i", str(REPO / patch)], cwd=tmp_path / "templates", check=True)
     assert "PIECE_BATCH = " in (tmp_path / "templates" / "sm90" / "mla_decode.py.j2").read_text()
+
+
+def test_partials_patches_agree():
+    """run-partials.sh times the templates part and tests the repo-level patch: the same template edits."""
+    base = REPO / "docs" / "perf" / "experiments" / "2026-12-07m"
+    whole = (base / "partials-16bit.patch").read_text()
+    templates = (base / "partials-16bit-templates.patch").read_text()
+    hunks = [line for line in templates.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert hunks and all(line in whole.splitlines() for line in hunks)
