@@ -3,10 +3,7 @@
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-pytest.importorskip("torch")
 import call_breakdown as cb  # noqa: E402
 
 

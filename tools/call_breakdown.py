@@ -73,10 +73,12 @@ def breakdown(cell: dict, calls: int, plan: str, copy_gbps: float, matmul_tflops
         prof.export_chrome_trace(str(path))
         events = kernel_events(path)
     rows = pair_calls(events)
+    names = sorted({e["name"] for e in events})
+    if not rows:
+        raise SystemExit(f"call_breakdown: no decode kernel among the recorded kernels {names}")
     nbytes, flops = bytes_and_flops(spec, cell["batch"], cell["s_q"], lens)
     floor_us = max(nbytes / (copy_gbps * 1e3), flops / (matmul_tflops * 1e6))
     med = {k: statistics.median(r[k] for r in rows) for k in ("decode", "combine", "gap", "span")}
-    names = sorted({e["name"][:60] for e in events})
     return dict(cell=cell, plan=kernel.plan.tag, calls=len(rows), floor_us=floor_us, kernels=names, **med)
 
 
