@@ -11,7 +11,8 @@ past the region the kernel and the combine use (the runner allocates the room):
   4 MMA warpgroup (thread 0), chunk seen full              5 MMA warpgroup (thread 0), chunk released
   6 with stamp 1 of chunk 0: %globaltimer (ns), so the SM clock in the window is measured, not assumed
 and, in window tile 0 of every part (a CTA of any length), field 7 of chunk 1 / chunk 2: %globaltimer
-when the TMA warp starts its work / after its last copy, for the CTAs' spans and the kernel's makespan.
+when the TMA warp starts its work / after its last copy, for the CTAs' spans and the kernel's makespan,
+and field 7 of chunk 3: the SM the CTA ran on (%smid).
 The stamps are a measurement aid, never part of a product kernel: the edits apply to a copy (also
 on top of the ablation patches of docs/perf/experiments/, e.g. ablate-headsn-stream.patch).
 """
@@ -34,6 +35,10 @@ CLOCK_HELPERS = '''def _clock64():
 
 def _globaltimer():
     return Int64(llvm.inline_asm(T.i64(), [], "mov.u64 $0, %globaltimer;", "=l", has_side_effects=True))
+
+
+def _smid():
+    return Int32(llvm.inline_asm(T.i32(), [], "mov.u32 $0, %smid;", "=r", has_side_effects=True))
 '''
 
 
@@ -75,6 +80,10 @@ def _any_thread(flag, barrier_id, threads):''')
         base = (num_parts * 2 * H_KV * m_blocks * BLOCK_M * LATENT) // 2
         idx = base + (part * TL_NT * TILE_CHUNKS + 1 + which) * TL_FIELDS + 7
         cute.make_tensor(words + idx, cute.make_layout((1,)))[0] = _globaltimer()
+        if which == 0:
+            # and the SM it runs on (field 7 of chunk 3): is a slow CTA's SM slow on every call?
+            idx_sm = base + (part * TL_NT * TILE_CHUNKS + 3) * TL_FIELDS + 7
+            cute.make_tensor(words + idx_sm, cute.make_layout((1,)))[0] = Int64(_smid())
 
     @cute.jit
     def ring_slot(self, chunk):''')
