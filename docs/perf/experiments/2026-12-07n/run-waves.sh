@@ -12,13 +12,14 @@ OUT=${OUT:-out-1207n-waves}
 RES=$(mktemp -d)
 export PYTHONUNBUFFERED=1 MLAGEN_CACHE_DIR=${MLAGEN_CACHE_DIR:-$PWD/.gpu-cache-w}
 nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv > "$RES/gpu.txt" 2>&1; cat "$RES/gpu.txt"
+GPU=h100; grep -q H200 "$RES/gpu.txt" && GPU=h200
 rm -rf /tmp/tl0 && cp -r templates /tmp/tl0 && TL_T0=0 TL_NT=4 python tools/timeline_patch.py /tmp/tl0
 ( timeout 200 python tools/prebuild.py --cache "$MLAGEN_CACHE_DIR" --jobs 12 --bench long > "$RES/prebuild.txt" 2>&1 ) &
 wait; echo "prebuild at ${SECONDS}s"
-for round in 1 2; do
-  order="1 2 3 4"; [ $round = 2 ] && order="4 3 2 1"
+for round in $(seq 1 ${ROUNDS:-2}); do
+  order=${WAVES:-1 2 3 4}; [ $round = 2 ] && order=$(echo $order | tr " " "\n" | tac | tr "\n" " ")
   for w in $order; do
-    name=h100-1207n-waves$w-r$round
+    name=$GPU-1207n-waves$w-r$round
     timeout 100 python -m mlagen bench --grid long --plan parts_per_sm=$w --rep-ms 20 --out "$RES" --name "$name" 2>&1 \
       | grep -v Warning > "$RES/$name.txt"
     rm -f "$RES"/*.png
