@@ -111,3 +111,53 @@ def test_partials_patches_agree():
     templates = (base / "partials-16bit-templates.patch").read_text()
     hunks = [line for line in templates.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert hunks and all(line in whole.splitlines() for line in hunks)
+
+
+# The fourteenth session's prepared call (docs/perf/experiments/2026-12-07n/run-next.sh): dynamic tiles in heads_n.
+DYN = REPO / "docs" / "perf" / "experiments" / "2026-12-07n"
+
+
+def test_dynamic_tiles_patch_applies_and_changes_only_16bit_heads_n(tmp_path, monkeypatch):
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(DYN / "dynamic-tiles.patch")], cwd=tdir, check=True)
+    for h_q, cache, dynamic in ((16, None, True), (32, None, True), (16, "fp8_e4m3", False), (128, None, False)):
+        spec = cell_spec(dict(h_q=h_q, s_q=1, page=64, cache=cache))
+        plan = plan_for(spec)
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+        assert ("self.take_tile(" in source) == dynamic, spec.key
+        if not dynamic:   # the fp8 heads_n and the seesaw kernels are the base ones (up to blank lines)
+            def lines(src):
+                return [line for line in _code(src).splitlines() if line.strip()]
+            assert lines(source) == lines(render(spec, plan).source), spec.key
+
+
+def test_dynamic_tiles_runtime_patch_applies_to_the_checkout(tmp_path):
+    _copy_checkout(tmp_path)
+    subprocess.run(["patch", "-s", "--dry-run", "-p1", "-i", str(DYN / "dynamic-tiles-runtime.patch")],
+                   cwd=tmp_path, check=True)
+
+
+def test_dynamic_tiles_split_covers_every_tile_once():
+    import importlib.util
+    import random
+
+    spec = importlib.util.spec_from_file_location("balance_model", DYN / "balance_model.py")
+    module = importlib.util.module_from_spec(spec)
+    source = (DYN / "balance_model.py").read_text().split("random.seed(0)")[0]   # the model, not its sweep
+    exec(compile(source, str(DYN / "balance_model.py"), "exec"), module.__dict__)
+    rng = random.Random(1)
+    for lens, parts in (([32768], 132), ([0, 1, 64, 65], 132), ([131072] * 4, 132), ([5000, 700, 0, 129, 64], 17)):
+        module.model(lens, parts)
+    for _ in range(200):
+        module.model([rng.choice([0, 1, 63, 65, rng.randint(0, 100000)]) for _ in range(rng.choice([1, 3, 8, 40]))],
+                     rng.choice([1, 2, 37, 132, 264]))
+    with pytest.raises(AssertionError):   # the check is live: a joint range one tile too wide is caught
+        module.model([32768], 132, widen=1)

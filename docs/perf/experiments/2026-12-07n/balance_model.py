@@ -5,7 +5,9 @@ A model of find_work / segment / dynamic_span in plain Python, over drawn batche
 """
 import random
 BN = 64
-def model(lens, P):
+def model(lens, P, widen=0):
+    """Assert the split covers every tile of ``lens`` once over ``P`` parts (``widen``: a deliberately wrong
+    joint range, one that must fail)."""
     tiles = [max((l + BN - 1) // BN, 1) for l in lens]
     total = sum(tiles); parts = min(P, total)
     cum = [0]
@@ -26,7 +28,7 @@ def model(lens, P):
             ip0 = fp if fp * total // parts == cum_r else fp + 1
             ip1 = lp if (lp + 1) * total // parts == cum_r + req_tiles else lp - 1
             n_int = ip1 - ip0 + 1
-            lo, hi = ip0 * total // parts - cum_r, (ip1 + 1) * total // parts - cum_r
+            lo, hi = ip0 * total // parts - cum_r, (ip1 + 1) * total // parts - cum_r + widen
             dyn = fr == lr and n_int >= 2
             if dyn:
                 assert ip0 <= p <= ip1, (p, ip0, ip1)
