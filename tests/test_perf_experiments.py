@@ -161,3 +161,22 @@ def test_dynamic_tiles_split_covers_every_tile_once():
                      rng.choice([1, 2, 37, 132, 264]))
     with pytest.raises(AssertionError):   # the check is live: a joint range one tile too wide is caught
         module.model([32768], 132, widen=1)
+
+
+def test_combine_per_request_patch_applies_and_changes_every_schedule(tmp_path, monkeypatch):
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(DYN / "combine-per-request.patch")], cwd=tdir, check=True)
+    for h_q, cache in ((128, None), (16, None), (16, "fp8_e4m3")):
+        spec = cell_spec(dict(h_q=h_q, s_q=1, page=64, cache=cache))
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+        source = render(spec, plan_for(spec)).source
+        compile(source, "kernel.py", "exec")
+        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+        # every decode schedule counts its pieces, or the combine would wait for them forever
+        assert "self.count_piece(" in source and "self.wait_for_pieces(" in source, spec.key
+        assert source.count("self.leave_request(") == 2, spec.key   # both combine kernels count out

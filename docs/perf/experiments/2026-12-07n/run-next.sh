@@ -16,7 +16,7 @@ RES=$(mktemp -d)
 export PYTHONUNBUFFERED=1 MLAGEN_CACHE_DIR=${MLAGEN_CACHE_DIR:-$PWD/.gpu-cache-d}
 nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv > "$RES/gpu.txt" 2>&1; cat "$RES/gpu.txt"
 # the runtime part: zeroed piece records (word 3 is the counter; the base kernels never read it)
-patch -s -p1 < $HERE/dynamic-tiles-runtime.patch || exit 1
+grep -q "torch.zeros(batch \* 4" mlagen/runtime.py || patch -s -p1 < $HERE/dynamic-tiles-runtime.patch || exit 1
 rm -rf /tmp/tmpl-dyn && cp -r templates /tmp/tmpl-dyn && patch -s -d /tmp/tmpl-dyn -p1 < $HERE/dynamic-tiles.patch || exit 1
 ( timeout 200 python tools/prebuild.py --cache "$MLAGEN_CACHE_DIR" --jobs 6 --bench default,long > "$RES/prebuild.txt" 2>&1 ) &
 ( MLAGEN_TEMPLATE_DIR=/tmp/tmpl-dyn timeout 200 python tools/prebuild.py --cache "$MLAGEN_CACHE_DIR" --jobs 9 --variants \
