@@ -122,6 +122,9 @@ def test_dynamic_tiles_patch_applies_and_changes_only_16bit_heads_n(tmp_path, mo
     from mlagen.codegen import render
     from mlagen.plan import plan_for
 
+    def code_lines(src):
+        return [line for line in _code(src).splitlines() if line.strip()]
+
     tdir = tmp_path / "templates"
     shutil.copytree(REPO / "templates", tdir)
     subprocess.run(["patch", "-s", "-p1", "-i", str(DYN / "dynamic-tiles.patch")], cwd=tdir, check=True)
@@ -134,9 +137,7 @@ def test_dynamic_tiles_patch_applies_and_changes_only_16bit_heads_n(tmp_path, mo
         monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
         assert ("self.take_tile(" in source) == dynamic, spec.key
         if not dynamic:   # the fp8 heads_n and the seesaw kernels are the base ones (up to blank lines)
-            def lines(src):
-                return [line for line in _code(src).splitlines() if line.strip()]
-            assert lines(source) == lines(render(spec, plan).source), spec.key
+            assert code_lines(source) == code_lines(render(spec, plan).source), spec.key
 
 
 def test_dynamic_tiles_runtime_patch_applies_to_the_checkout(tmp_path):
@@ -151,8 +152,7 @@ def test_dynamic_tiles_split_covers_every_tile_once():
 
     spec = importlib.util.spec_from_file_location("balance_model", DYN / "balance_model.py")
     module = importlib.util.module_from_spec(spec)
-    source = (DYN / "balance_model.py").read_text().split("random.seed(0)")[0]   # the model, not its sweep
-    exec(compile(source, str(DYN / "balance_model.py"), "exec"), module.__dict__)
+    spec.loader.exec_module(module)
     rng = random.Random(1)
     for lens, parts in (([32768], 132), ([0, 1, 64, 65], 132), ([131072] * 4, 132), ([5000, 700, 0, 129, 64], 17)):
         module.model(lens, parts)

@@ -80,8 +80,8 @@ def _any_thread(flag, barrier_id, threads):''')
         base = (num_parts * 2 * H_KV * m_blocks * BLOCK_M * LATENT) // 2
         idx = base + (part * TL_NT * TILE_CHUNKS + 1 + which) * TL_FIELDS + 7
         cute.make_tensor(words + idx, cute.make_layout((1,)))[0] = _globaltimer()
-        if which == 0:
-            # and the SM it runs on (field 7 of chunk 3): is a slow CTA's SM slow on every call?
+        if const_expr(which == 0 and TILE_CHUNKS > 3):
+            # and the SM it runs on (field 7 of chunk 3, where a tile has one): is a slow CTA's SM slow on every call?
             idx_sm = base + (part * TL_NT * TILE_CHUNKS + 3) * TL_FIELDS + 7
             cute.make_tensor(words + idx_sm, cute.make_layout((1,)))[0] = Int64(_smid())
 

@@ -4,7 +4,10 @@ A model of find_work / segment / dynamic_span in plain Python, over drawn batche
 `python docs/perf/experiments/2026-12-07n/balance_model.py` (prints ok).
 """
 import random
+
 BN = 64
+
+
 def model(lens, P, widen=0):
     """Assert the split covers every tile of ``lens`` once over ``P`` parts (``widen``: a deliberately wrong
     joint range, one that must fail)."""
@@ -43,9 +46,12 @@ def model(lens, P, widen=0):
             owners = covered.get((r, t), set())
             assert len(owners) == 1, (r, t, owners, lens, P)
     assert all(t < (lens[r] + BN - 1) // BN for (r, t) in covered)
-random.seed(0)
-for _ in range(3000):
-    b = random.choice([1, 1, 2, 3, 4, 8, 17, 128])
-    lens = [random.choice([0, 1, 63, 64, 65, random.randint(0, 200000)]) for _ in range(b)]
-    model(lens, random.choice([1, 2, 5, 37, 132, 264]))
-print("ok")
+
+
+if __name__ == "__main__":
+    random.seed(0)
+    for _ in range(3000):
+        b = random.choice([1, 1, 2, 3, 4, 8, 17, 128])
+        lens = [random.choice([0, 1, 63, 64, 65, random.randint(0, 200000)]) for _ in range(b)]
+        model(lens, random.choice([1, 2, 5, 37, 132, 264]))
+    print("ok")
