@@ -180,3 +180,65 @@ def test_combine_per_request_patch_applies_and_changes_every_schedule(tmp_path, 
         # every decode schedule counts its pieces, or the combine would wait for them forever
         assert "self.count_piece(" in source and "self.wait_for_pieces(" in source, spec.key
         assert source.count("self.leave_request(") == 2, spec.key   # both combine kernels count out
+
+
+# The fifteenth session's phase probe (docs/perf/experiments/2026-12-07o/run-phases.sh).
+PHASES = REPO / "docs" / "perf" / "experiments" / "2026-12-07o"
+
+
+def _load(name: str, path: Path):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_phase_stamps_render_and_keep_clear_of_the_timeline_fields(tmp_path, monkeypatch):
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import heads_n_tile_chunks, plan_for
+
+    monkeypatch.setenv("TL_T0", "0")
+    monkeypatch.setenv("TL_NT", "1")
+    phase_patch = _load("phase_patch", PHASES / "phase_patch.py")
+    import timeline_patch   # the module phase_patch stamps on top of (its window read from the environment)
+    monkeypatch.setattr(timeline_patch, "TL_T0", 0)
+    monkeypatch.setattr(timeline_patch, "TL_NT", 1)
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    phase_patch.patch(tdir)
+    spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    source = render(spec, plan_for(spec)).source
+    compile(source, "kernel.py", "exec")
+    # every phase is written once per CTA (the last-tile stamp once per tile), at its own slot
+    for name, (chunk, field) in phase_patch.SLOTS.items():
+        if name not in ("tma_start", "last_copy"):   # timeline_patch's own span stamps
+            assert f"self.stamp_at(tl, {chunk}, {field}" in source, name
+    slots = list(phase_patch.SLOTS.values())
+    assert len(set(slots)) == len(slots)
+    # timeline_patch's chunk stamps use fields 0-5, field 6 of chunk 0 (its clock pairing) and field 7 of chunk 3
+    # (the SM); the phases stay clear of them and inside one tile's chunks
+    assert all(f >= 6 and (c, f) not in ((0, 6), (3, 7)) and c < heads_n_tile_chunks(spec) for c, f in slots)
+
+
+def test_phase_probe_reads_times_from_the_first_entry(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setenv("TL_T0", "0")   # (the probe sets its window's defaults in the environment)
+    monkeypatch.setenv("TL_NT", "1")
+    probe = _load("phase_probe", PHASES / "phase_probe.py")
+    stamps = np.zeros((3, 1, 9, 8), dtype=np.int64)
+    for part in range(3):
+        for k, name in enumerate(probe.ORDER):
+            chunk, field = probe.SLOTS[name]
+            stamps[part, 0, chunk, field] = 10_000 + 1000 * part + 100 * k
+    stamps[2, 0, probe.SLOTS["first_full"][0], probe.SLOTS["first_full"][1]] = 0   # part 2 ran no tile
+    out = probe.summarise_call(probe.phases(stamps))
+    assert out["entry (all CTAs)"] == (1.0, 1.8, 2.0)   # every CTA's entry counts for the spread
+    assert out["end"][2] == 1.8   # part 1's end: 1000 ns + 8 x 100 ns after the first entry; part 2 is left out
+    assert list(out)[1:] == list(probe.ORDER)
