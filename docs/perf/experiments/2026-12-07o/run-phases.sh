@@ -21,6 +21,7 @@ MLAGEN_TEMPLATE_DIR=/tmp/ph MLAGEN_CACHE_DIR=/tmp/c-ph timeout 200 python $HERE/
 echo "== phases at ${SECONDS}s"
 tar -C "$RES" -cJf "$OUT/results.tar.xz" .
 ls -la "$OUT"
+[ -n "${SKIP_LONG:-}" ] && exit 0   # (a short call: steps 1-2 only)
 # 3. the long grid once more at the committed templates (with the fifteenth session's two W=1 runs of
 #    run-waves.sh: a median of three on the same H100)
 ( timeout 150 python tools/prebuild.py --cache "$MLAGEN_CACHE_DIR" --jobs 12 --bench long > "$RES/prebuild.txt" 2>&1 )
