@@ -9,16 +9,36 @@ timed it), the per-run ratios, how many cells are at or above FlashMLA, and the 
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from mlagen.targets import check, median_cells, summary_lines
 
 
-def main(paths: list[str]) -> int:
-    runs = [json.load(open(p)) for p in paths]
+def load_runs(paths: list[str]) -> list[dict]:
+    runs = []
+    for p in paths:
+        try:
+            run = json.loads(Path(p).read_text())
+        except FileNotFoundError:
+            raise SystemExit(f"compare_runs: no such file: {p}")
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"compare_runs: {p} is not JSON ({e})")
+        if not isinstance(run, dict) or "cells" not in run or "ceilings" not in run:
+            raise SystemExit(f"compare_runs: {p} is not an `mlagen bench` result (no cells or ceilings)")
+        runs.append(run)
+    return runs
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="mlagen bench JSON files of the same grid")
+    paths = ap.parse_args(argv).runs
+    runs = load_runs(paths)
     ours, theirs, plans = defaultdict(list), defaultdict(list), {}
     for run in runs:
         for c in run["cells"]:
@@ -29,8 +49,11 @@ def main(paths: list[str]) -> int:
             elif c["kind"] == "flashmla":
                 theirs[key].append(c["ratio"])
     ceilings = [(r["ceilings"]["copy_gbps"], r["ceilings"]["matmul_tflops"]) for r in runs]
-    meta = runs[0]["meta"]
-    print(f"{meta['gpu']}, commit {meta['commit']}, {len(runs)} runs; ceilings (GB/s, TFLOP/s): {ceilings}")
+    sources = sorted({(r["meta"].get("gpu", "?"), str(r["meta"].get("commit", "?"))) for r in runs})
+    origin = "; ".join(f"{gpu}, commit {commit}" for gpu, commit in sources)
+    print(f"{origin}, {len(runs)} runs; ceilings (GB/s, TFLOP/s): {ceilings}")
+    if len({gpu for gpu, _ in sources}) > 1:
+        print("warning: the runs come from different GPU models; their medians mix them")
     print("| h_q | s_q | s_k | batch | plan | mlagen | FlashMLA | mlagen runs | FlashMLA runs |")
     print("|---|---|---|---|---|---|---|---|---|")
     wins = compared = 0

@@ -1,0 +1,55 @@
+"""tools/compare_runs.py on committed bench results: medians per cell, FlashMLA beside them, clear errors."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RUNS = sorted((REPO / "docs" / "perf" / "experiments" / "2026-12-07n" / "h100-next").glob("h100-1207m-next-run*-long.json"))
+
+
+def _main():
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        return runpy.run_path(str(REPO / "tools" / "compare_runs.py"))["main"]
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+
+
+def test_medians_of_three_long_runs(capsys):
+    assert len(RUNS) == 3
+    assert _main()([str(p) for p in RUNS]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 16 | 1 | 131072 | 1 |")]
+    assert len(rows) == 1
+    # the middle of the three runs' ratios, FlashMLA's too (timed live in the same runs)
+    ours = sorted(c["ratio"] for p in RUNS for c in json.loads(p.read_text())["cells"]
+                  if c["kind"] == "mlagen" and (c["h_q"], c["batch"], c["s_k"]) == (16, 1, 131072))
+    assert f"| {ours[1]:.3f} **>=** |" in rows[0]
+    assert "mlagen at or above FlashMLA on 13 of 18 cells" in out
+    assert "3 runs" in out and "warning" not in out
+
+
+def test_mixed_gpus_are_flagged(tmp_path, capsys):
+    run = json.loads(RUNS[0].read_text())
+    run["meta"]["gpu"] = "NVIDIA H200"
+    other = tmp_path / "h200.json"
+    other.write_text(json.dumps(run))
+    _main()([str(RUNS[1]), str(other)])
+    assert "warning: the runs come from different GPU models" in capsys.readouterr().out
+
+
+def test_bad_inputs_say_what_is_wrong(tmp_path):
+    main = _main()
+    with pytest.raises(SystemExit, match="no such file"):
+        main([str(tmp_path / "missing.json")])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="is not JSON"):
+        main([str(bad)])
+    bad.write_text(json.dumps({"cells": []}))
+    with pytest.raises(SystemExit, match="not an `mlagen bench` result"):
+        main([str(bad)])
