@@ -242,3 +242,79 @@ def test_phase_probe_reads_times_from_the_first_entry(monkeypatch):
     assert out["entry (all CTAs)"] == (1.0, 1.8, 2.0)   # every CTA's entry counts for the spread
     assert out["end"][2] == 1.8   # part 1's end: 1000 ns + 8 x 100 ns after the first entry; part 2 is left out
     assert list(out)[1:] == list(probe.ORDER)
+
+
+@pytest.mark.parametrize("patch, dynamic", [("bt-ahead.patch", False), ("dynamic-tiles-ahead.patch", True)])
+def test_ahead_patches_change_only_16bit_heads_n(tmp_path, monkeypatch, patch, dynamic):
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    def code_lines(src):
+        return [line for line in _code(src).splitlines() if line.strip()]
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(PHASES / patch)], cwd=tdir, check=True)
+    for h_q, s_q, cache, changed in ((16, 1, None, True), (32, 1, None, True), (16, 2, None, True),
+                                     (16, 1, "fp8_e4m3", False), (128, 1, None, False)):
+        spec = cell_spec(dict(h_q=h_q, s_q=s_q, page=64, cache=cache))
+        plan = plan_for(spec)
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+        base = render(spec, plan).source
+        if changed:
+            assert "next_pages[j] = mBT[tok // PAGE, req]" in source, spec.key
+            assert ("self.take_tile(counter, lo)" in source) == dynamic, spec.key
+        else:   # the fp8 heads_n and the seesaw kernels are the base ones (up to blank lines and unused registers)
+            strip = [line for line in code_lines(source) if "next_pages" not in line and "next_boxes" not in line]
+            assert strip == code_lines(base), spec.key
+
+
+def test_tickets_taken_a_tile_ahead_cover_the_range_once():
+    """dynamic-tiles-ahead.patch's protocol, interleaved at random: each interior CTA takes a first ticket, then
+    at the top of every tile the next one, and stops after the tile whose successor ticket fell past the range;
+    every tile of [lo, hi) runs exactly once, each CTA takes one failing ticket, and the last CTA out resets the
+    counter word (tickets low 16 bits, CTAs done high 16 bits)."""
+    import random
+
+    TICKETS, DONE = 0xFFFF, 0x10000
+    rng = random.Random(7)
+    for _ in range(300):
+        lo = rng.randint(0, 50)
+        hi = lo + rng.choice([0, 1, 2, 5, 40, 300])
+        n_int = rng.choice([2, 3, 7, 40, 132])
+        word = [0]
+
+        def atomic_add(v):
+            before = word[0]
+            word[0] += v
+            return before
+
+        done, ran = [], []
+        # each CTA as a generator that yields between its atomics (a scheduling point)
+        def cta():
+            tile = lo + (atomic_add(1) & TICKETS)
+            yield
+            while tile < hi:
+                nxt = lo + (atomic_add(1) & TICKETS)   # the next ticket, before this tile's copies
+                yield
+                ran.append(tile)
+                tile = nxt
+            before = atomic_add(DONE)
+            if (before >> 16) == n_int - 1:
+                word[0] = 0
+            done.append(1)
+            yield
+
+        live = [cta() for _ in range(n_int)]
+        while live:
+            g = rng.choice(live)
+            try:
+                next(g)
+            except StopIteration:
+                live.remove(g)
+        assert sorted(ran) == list(range(lo, hi))
+        assert len(done) == n_int and word[0] == 0
