@@ -147,12 +147,9 @@ def test_dynamic_tiles_runtime_patch_applies_to_the_checkout(tmp_path):
 
 
 def test_dynamic_tiles_split_covers_every_tile_once():
-    import importlib.util
     import random
 
-    spec = importlib.util.spec_from_file_location("balance_model", DYN / "balance_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("balance_model", DYN / "balance_model.py")
     rng = random.Random(1)
     for lens, parts in (([32768], 132), ([0, 1, 64, 65], 132), ([131072] * 4, 132), ([5000, 700, 0, 129, 64], 17)):
         module.model(lens, parts)
