@@ -184,14 +184,9 @@ PHASES = REPO / "docs" / "perf" / "experiments" / "2026-12-07o"
 
 
 def _load(name: str, path: Path):
-    import importlib.util
-    import sys
+    from mlagen.jit import _import_source   # (registers the module, as the DSL needs for jitted sources)
 
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return _import_source(path, name)
 
 
 def test_phase_stamps_render_and_keep_clear_of_the_timeline_fields(tmp_path, monkeypatch):
