@@ -73,17 +73,21 @@ def _any_thread(flag, barrier_id, threads):''')
                 cute.make_tensor(words + idx + 5, cute.make_layout((1,)))[0] = _globaltimer()
 
     @cute.jit
-    def stamp_span(self, tl, which):
-        """Timeline: %globaltimer into field 7 of part tl[1]'s window tile 0, chunk 1 + which (0 start, 1 end)."""
+    def stamp_at(self, tl, chunk, field, value):
+        """Timeline: ``value`` into (chunk, field) of part tl[1]'s window tile 0 (any CTA has that record)."""
         ws_o_ptr, part, num_parts, m_blocks = tl
         words = cute.recast_ptr(ws_o_ptr, dtype=Int64)
         base = (num_parts * 2 * H_KV * m_blocks * BLOCK_M * LATENT) // 2
-        idx = base + (part * TL_NT * TILE_CHUNKS + 1 + which) * TL_FIELDS + 7
-        cute.make_tensor(words + idx, cute.make_layout((1,)))[0] = _globaltimer()
+        idx = base + (part * TL_NT * TILE_CHUNKS + chunk) * TL_FIELDS + field
+        cute.make_tensor(words + idx, cute.make_layout((1,)))[0] = value
+
+    @cute.jit
+    def stamp_span(self, tl, which):
+        """Timeline: %globaltimer into field 7 of part tl[1]'s window tile 0, chunk 1 + which (0 start, 1 end)."""
+        self.stamp_at(tl, 1 + which, 7, _globaltimer())
         if const_expr(which == 0 and TILE_CHUNKS > 3):
             # and the SM it runs on (field 7 of chunk 3, where a tile has one): is a slow CTA's SM slow on every call?
-            idx_sm = base + (part * TL_NT * TILE_CHUNKS + 3) * TL_FIELDS + 7
-            cute.make_tensor(words + idx_sm, cute.make_layout((1,)))[0] = Int64(_smid())
+            self.stamp_at(tl, 3, 7, Int64(_smid()))
 
     @cute.jit
     def ring_slot(self, chunk):''')

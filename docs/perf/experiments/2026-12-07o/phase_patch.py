@@ -39,18 +39,7 @@ def patch(template_dir: Path) -> None:
     timeline_patch.patch(template_dir)
     p = template_dir / "sm90" / "_heads_n.py.j2"
     s = p.read_text()
-    s = _rep(s, '''    @cute.jit
-    def ring_slot(self, chunk):''', '''    @cute.jit
-    def stamp_at(self, tl, chunk, field, value):
-        """Phase probe: ``value`` into (chunk, field) of part tl[1]'s window tile 0."""
-        ws_o_ptr, part, num_parts, m_blocks = tl
-        words = cute.recast_ptr(ws_o_ptr, dtype=Int64)
-        base = (num_parts * 2 * H_KV * m_blocks * BLOCK_M * LATENT) // 2
-        idx = base + (part * TL_NT * TILE_CHUNKS + chunk) * TL_FIELDS + field
-        cute.make_tensor(words + idx, cute.make_layout((1,)))[0] = value
-
-    @cute.jit
-    def ring_slot(self, chunk):''', tool="phase_patch")
+    # (self.stamp_at, the store into window tile 0's record, comes with timeline_patch)
     s = _rep(s, "        m_block, kv_head, part = cute.arch.block_idx()\n",
              "        m_block, kv_head, part = cute.arch.block_idx()\n        t_entry = _globaltimer()\n",
              tool="phase_patch")

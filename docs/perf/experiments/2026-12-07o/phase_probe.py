@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--out", default=".")
     args = ap.parse_args()
     tdir = Path(os.environ.get("MLAGEN_TEMPLATE_DIR", "templates"))
-    if "stamp_at" not in (tdir / "sm90" / "_heads_n.py.j2").read_text():
+    if "t_entry = _globaltimer()" not in (tdir / "sm90" / "_heads_n.py.j2").read_text():
         raise SystemExit("phase_probe: set MLAGEN_TEMPLATE_DIR to templates stamped by phase_patch.py")
     spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
     plan = plan_for(spec)
