@@ -160,6 +160,21 @@ def test_large_batch_deepseek_shape():
     run_checked(kernel_for("h128_p64_bf16"), problem)
 
 
+@pytest.mark.parametrize("parts", [None, 7])
+@pytest.mark.parametrize("name", ["h16_p64_bf16", "h128_p64_bf16", "h40_l256r32_p64", "h16_p16_q2_causal_fp8"])
+def test_batch_beyond_one_scan_of_the_lengths(name, parts):
+    """More requests than a decode CTA has threads (384): the work split scans the lengths in several
+    rounds (one round below that). Short requests, empty ones and page edges; all three schedules."""
+    spec = VARIANTS[name]
+    g = torch.Generator().manual_seed(21)
+    lens = torch.randint(0, 3 * spec.page + 2, (1000,), generator=g)
+    lens[::97] = 0
+    lens[1::89] = spec.page
+    s_q = min(spec.max_q, 2)
+    problem = make_problem(spec, batch=1000, seqlens=lens.tolist(), s_q=s_q, seed=13, device="cuda")
+    run_checked(kernel_for(name), problem, **({} if parts is None else {"num_parts": parts}))
+
+
 @pytest.mark.parametrize("parts", [1, 2, 3, 17, 132, 1000])
 @pytest.mark.parametrize("name", ["h128_p64_q2_causal", "h32_kv2_p64_q2_causal"])
 def test_split_count_does_not_change_result(name, parts):
