@@ -30,7 +30,7 @@ wait
 echo "== ab at ${SECONDS}s"; grep -v "^kernels" "$RES/ab-pro.txt" | tail -12
 tar -C "$RES" -cJf "$OUT/results.tar.xz" .
 # the new test of batches beyond one scan, on the committed templates first
-MLAGEN_GPU_EXAMPLES=40 timeout 100 python -m pytest -q -p no:cacheprovider tests/gpu/test_decode_gpu.py -k beyond_one_scan 2>&1 \
+MLAGEN_GPU_EXAMPLES=40 timeout 160 python -m pytest -q -p no:cacheprovider tests/gpu/test_decode_gpu.py -k beyond_one_scan 2>&1 \
   | tail -5 > "$RES/tests-base-beyond.txt"; cat "$RES/tests-base-beyond.txt"
 patch -s -d templates -p1 < $HERE/prologue.patch || exit 1
 MLAGEN_GPU_EXAMPLES=40 timeout 150 python -m pytest -q -p no:cacheprovider tests/gpu/test_decode_gpu.py \
