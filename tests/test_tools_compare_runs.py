@@ -53,3 +53,22 @@ def test_bad_inputs_say_what_is_wrong(tmp_path):
     bad.write_text(json.dumps({"cells": []}))
     with pytest.raises(SystemExit, match="not an `mlagen bench` result"):
         main([str(bad)])
+
+
+def test_xz_compressed_runs_read_like_plain_ones(tmp_path, capsys):
+    import lzma
+
+    packed = []
+    for i, p in enumerate(RUNS):
+        out = tmp_path / f"run{i}.json.xz"
+        out.write_bytes(lzma.compress(p.read_bytes()))
+        packed.append(str(out))
+    main = _main()
+    assert main([str(p) for p in RUNS]) == 0
+    plain = capsys.readouterr().out
+    assert main(packed) == 0
+    assert capsys.readouterr().out == plain
+    broken = tmp_path / "broken.json.xz"
+    broken.write_bytes(b"not xz at all")
+    with pytest.raises(SystemExit, match="not an xz file"):
+        main([str(broken)])

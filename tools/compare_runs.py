@@ -2,6 +2,8 @@
 
     python tools/compare_runs.py docs/perf/h200-final-run{1,2,3}-default.json
 
+Files ending in .xz are read through lzma (committed runs are kept compressed).
+
 Prints one markdown row per cell: our plan, our median ratio, FlashMLA's median ratio (where the runs
 timed it), the per-run ratios, how many cells are at or above FlashMLA, and the issues' other targets
 (mlagen.targets: pages, fp16, long context, 16k, fp8) checked on the medians.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import lzma
 import statistics
 import sys
 from collections import defaultdict
@@ -23,11 +26,14 @@ def load_runs(paths: list[str]) -> list[dict]:
     runs = []
     for p in paths:
         try:
-            run = json.loads(Path(p).read_text())
+            raw = Path(p).read_bytes()
+            run = json.loads(lzma.decompress(raw) if p.endswith(".xz") else raw)
         except FileNotFoundError:
             raise SystemExit(f"compare_runs: no such file: {p}")
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise SystemExit(f"compare_runs: {p} is not JSON ({e})")
+        except lzma.LZMAError as e:
+            raise SystemExit(f"compare_runs: {p} is not an xz file ({e})")
         if not isinstance(run, dict) or "cells" not in run or "ceilings" not in run:
             raise SystemExit(f"compare_runs: {p} is not an `mlagen bench` result (no cells or ceilings)")
         runs.append(run)
