@@ -313,3 +313,51 @@ def test_tickets_taken_a_tile_ahead_cover_the_range_once():
                 live.remove(g)
         assert sorted(ran) == list(range(lo, hi))
         assert len(done) == n_int and word[0] == 0
+
+
+MERGE = REPO / "docs" / "perf" / "experiments" / "2026-12-07p"
+
+
+def _launch_pdl_flags(source: str) -> list[str]:
+    import re
+
+    return re.findall(r"use_pdl=(\w+)", source)
+
+
+def test_many_pieces_merge_uses_pdl_behind_heads_n_only():
+    """Adopted in 52871b1: behind heads_n both merges launch as programmatic dependents; behind the seesaw
+    (which lets its dependents launch right after its work split) the many-pieces merge does not."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    for h_q, cache, schedule, flags in ((16, None, "heads_n", ["True", "True"]),
+                                        (16, "fp8_e4m3", "heads_n", ["True", "True"]),
+                                        (128, None, "seesaw", ["False", "True"])):
+        spec = cell_spec(dict(h_q=h_q, s_q=1, page=64, cache=cache))
+        plan = plan_for(spec)
+        assert plan.schedule == schedule
+        source = render(spec, plan).source
+        assert _launch_pdl_flags(source) == flags, spec.key
+        # the merge waits for the decode grid wherever it may start early
+        assert source.count("cute.arch.griddepcontrol_wait()") == 2
+
+
+def test_prepared_many_pdl_all_schedules_patch(tmp_path, monkeypatch):
+    """many-pdl-all-schedules.patch (run-many-pdl-all.sh): every schedule's many-pieces merge launches with PDL,
+    and the seesaw lets dependents launch early only where the merge is the few-pieces kernel."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(MERGE / "many-pdl-all-schedules.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    for h_q, s_q in ((128, 1), (64, 2), (16, 1)):
+        spec = cell_spec(dict(h_q=h_q, s_q=s_q, page=64, cache=None))
+        source = render(spec, plan_for(spec)).source
+        compile(source, "kernel.py", "exec")
+        assert _launch_pdl_flags(source) == ["True", "True"], spec.key
+        if plan_for(spec).schedule == "seesaw":
+            assert "        if num_parts < 4 * batch:\n            cute.arch.griddepcontrol_launch_dependents()" in source
