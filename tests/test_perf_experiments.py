@@ -361,3 +361,36 @@ def test_prepared_many_pdl_all_schedules_patch(tmp_path, monkeypatch):
         assert _launch_pdl_flags(source) == ["True", "True"], spec.key
         if plan_for(spec).schedule == "seesaw":
             assert "        if num_parts < 4 * batch:\n            cute.arch.griddepcontrol_launch_dependents()" in source
+
+
+def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
+    """merge_probe.py (run-merge-probe.sh): the stamped merge renders, writes its six stamps where `stamps_of`
+    reads them (row 16 + g, columns 16 x slice of part 0's first piece), and the summary counts from the earliest
+    entry."""
+    import numpy as np
+
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    probe = _load("merge_probe", MERGE / "merge_probe.py")
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    probe.patch(tdir)
+    spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
+    plan = plan_for(spec)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    source = render(spec, plan).source
+    compile(source, "kernel.py", "exec")
+    assert "at = ((HPK + g) * LATENT + (gs % COMBINE_SLICES) * 16) // 2" in source
+    assert (plan.block_m, spec.d_v) == (probe.ROWS, probe.LATENT)
+    words = np.zeros(probe.ROWS * probe.LATENT // 2 * 3, dtype=np.int64)
+    for g in range(16):
+        for c in range(probe.SLICES):
+            at = ((16 + g) * probe.LATENT + c * 16) // 2
+            words[at:at + 6] = 5_000 + 100 * g + np.arange(6) * 1_000
+    st = probe.stamps_of(words)
+    assert st.shape == (16, probe.SLICES, 6)
+    out = probe.summarise(st)
+    assert out["entry"] == (0.75, 1.5)   # median over rows 0-15 of 100 g ns, max 1.5 us
+    assert out["end"][1] == 5.5 and list(out) == list(probe.ORDER)
