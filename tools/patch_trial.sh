@@ -5,7 +5,7 @@
 #   OUT=$OUT bash tools/patch_trial.sh PATCH CELL [CELL ...]
 #
 # PATCH applies to a copy of templates/ (`patch -p1`, as docs/perf/experiments/ writes them). Results
-# go to $OUT/results.tar.xz: ab.txt (tools/ab_patch.sh: each kernel checked against the float32
+# go to $OUT/results.tar.xz: ab.txt (tools/ab_templates.py: each kernel checked against the float32
 # reference, then timed alternately, ROUNDS rounds, default 3), breakdown.txt where BREAKDOWN names
 # cells for tools/call_breakdown.py, tests.txt (tests/gpu/test_decode_gpu.py -k "$TESTS_K"; the
 # cut-request tests by default), prebuild.txt (the GPU-suite variants compiled with the patch beside the
@@ -31,8 +31,8 @@ cp -r templates "$tree/templates"
 patch -s -d "$tree/templates" -p1 < "$patch_file" || { echo "patch_trial: $patch_file does not apply" >&2; exit 2; }
 ( MLAGEN_TEMPLATE_DIR=$tree/templates timeout 240 nice -n 19 python tools/prebuild.py --cache "$MLAGEN_CACHE_DIR" \
     --jobs 8 --variants > "$RES/prebuild.txt" 2>&1 ) &
-JOBS=${JOBS:-8} ROUNDS=${ROUNDS:-3} NEW_CACHE=$MLAGEN_CACHE_DIR timeout 330 bash tools/ab_patch.sh "$patch_file" "$@" 2>&1 \
-  | grep -v Warning > "$RES/ab.txt"
+VARIANTS="$(basename "$patch_file" .patch)=$tree/templates" JOBS=${JOBS:-8} ROUNDS=${ROUNDS:-3} \
+  NEW_CACHE=$MLAGEN_CACHE_DIR timeout 330 python tools/ab_templates.py "$@" 2>&1 | grep -v Warning > "$RES/ab.txt"
 echo "== ab at ${SECONDS}s"; grep -v "^kernels" "$RES/ab.txt" | tail -$(( $# + 4 ))
 if [[ -n ${BREAKDOWN:-} ]]; then
   MLAGEN_TEMPLATE_DIR=$tree/templates timeout 100 python tools/call_breakdown.py $BREAKDOWN 2>&1 \
