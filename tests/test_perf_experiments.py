@@ -386,3 +386,36 @@ def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
     out = probe.summarise(st)
     assert out["entry"] == (0.75, 1.5)   # median over rows 0-15 of 100 g ns, max 1.5 us
     assert out["end"][1] == 5.5 and list(out) == list(probe.ORDER)
+
+
+ONLINE = REPO / "docs" / "perf" / "experiments" / "2026-12-07q"
+
+
+def test_prepared_merge_online_patch(tmp_path, monkeypatch):
+    """merge-online.patch (run-merge-online.sh): the many-pieces merge launches MANY_THREADS-thread CTAs, needs
+    no LSE pass of its own, and stages pieces within 72 KB of shared memory for every latent width a spec allows."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "merge-online.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
+    source = render(spec, plan_for(spec)).source
+    compile(source, "kernel.py", "exec")
+    assert "block=[MANY_THREADS, 1, 1]" in source
+    many = source[source.index("class SplitCombineMany"):]
+    assert "merged_lse" not in many and "cp_async_wait_group(0)" in many
+    # the constants block, evaluated for each latent width: one round covers 132 pieces at 512
+    head = source[source.index("COMBINE_THREADS = "):source.index("PIECE_BATCH = ")]
+    piece_line = source[source.index("PIECE_BATCH = "):].splitlines()[0]
+    for latent in range(64, 1025, 64):
+        ns = {"LATENT": latent}
+        exec(head + piece_line, ns)
+        slice_cols = latent // ns["COMBINE_SLICES"]
+        assert ns["PIECE_BATCH"] >= 1
+        assert ns["MANY_THREADS"] // 32 * ns["PIECE_BATCH"] * slice_cols * 4 <= 72 * 1024
+        if latent == 512:
+            assert ns["MANY_THREADS"] // 32 * ns["PIECE_BATCH"] >= 132
