@@ -391,31 +391,36 @@ def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
 ONLINE = REPO / "docs" / "perf" / "experiments" / "2026-12-07q"
 
 
-def test_prepared_merge_online_patch(tmp_path, monkeypatch):
-    """merge-online.patch (run-merge-online.sh): the many-pieces merge launches MANY_THREADS-thread CTAs, needs
-    no LSE pass of its own, and stages pieces within 72 KB of shared memory for every latent width a spec allows."""
+def test_prepared_merge_online_patches(tmp_path, monkeypatch):
+    """merge-online.patch (run-merge-online.sh) and merge-online2.patch (run-merge-online2.sh): the many-pieces
+    merge needs no LSE pass of its own and stages pieces within 72 KB of shared memory for every latent width a
+    spec allows; the second launches the wide shape only up to MANY_WIDE_ROWS merged rows, the narrow one above."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
 
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
-    subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "merge-online.patch")], cwd=tdir, check=True)
-    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
     spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
-    source = render(spec, plan_for(spec)).source
-    compile(source, "kernel.py", "exec")
-    assert "block=[MANY_THREADS, 1, 1]" in source
-    many = source[source.index("class SplitCombineMany"):]
-    assert "merged_lse" not in many and "cp_async_wait_group(0)" in many
-    # the constants block, evaluated for each latent width: one round covers 132 pieces at 512
-    head = source[source.index("COMBINE_THREADS = "):source.index("PIECE_BATCH = ")]
-    piece_line = source[source.index("PIECE_BATCH = "):].splitlines()[0]
-    for latent in range(64, 1025, 64):
-        ns = {"LATENT": latent}
-        exec(head + piece_line, ns)
-        slice_cols = latent // ns["COMBINE_SLICES"]
-        assert ns["PIECE_BATCH"] >= 1
-        assert ns["MANY_THREADS"] // 32 * ns["PIECE_BATCH"] * slice_cols * 4 <= 72 * 1024
-        if latent == 512:
-            assert ns["MANY_THREADS"] // 32 * ns["PIECE_BATCH"] >= 132
+    for name in ("merge-online", "merge-online2"):
+        tdir = tmp_path / name / "templates"
+        shutil.copytree(REPO / "templates", tdir)
+        subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / f"{name}.patch")], cwd=tdir, check=True)
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+        source = render(spec, plan_for(spec)).source
+        compile(source, "kernel.py", "exec")
+        many = source[source.index("class SplitCombineMany"):]
+        assert "merged_lse" not in many and "cp_async_wait_group(0)" in many
+        names = ("COMBINE_SLICES", "COPY_COLS", "MANY_THREADS", "PIECE_BATCH", "MANY_WIDE", "MANY_NARROW")
+        head = "\n".join(line for line in source.splitlines() if line.startswith(tuple(n + " = " for n in names)))
+        for latent in range(64, 1025, 64):
+            ns = {"LATENT": latent}
+            exec(head, ns)
+            slice_bytes = latent // ns["COMBINE_SLICES"] * 4
+            shapes = ([(ns["MANY_THREADS"] // 32, ns["PIECE_BATCH"])] if name == "merge-online"
+                      else [ns["MANY_WIDE"], ns["MANY_NARROW"]])
+            for warps, pieces in shapes:
+                assert pieces >= 1 and warps * pieces * slice_bytes <= 72 * 1024, (name, latent)
+            if latent == 512:
+                assert shapes[0][0] * shapes[0][1] >= 132
+        if name == "merge-online2":
+            assert "if batch * H_KV * m_rows <= MANY_WIDE_ROWS:" in source
+            assert "block=[MANY_WIDE[0] * 32, 1, 1]" in source and "block=[MANY_NARROW[0] * 32, 1, 1]" in source

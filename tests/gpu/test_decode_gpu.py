@@ -175,6 +175,23 @@ def test_batch_beyond_one_scan_of_the_lengths(name, parts):
     run_checked(kernel_for(name), problem, **({} if parts is None else {"num_parts": parts}))
 
 
+@pytest.mark.parametrize("name", ["h16_p64_bf16", "h3_p32_q8_causal", "h16_l64r16_p256_fp16", "h32_l192r64_p8",
+                                  "h128_p64_bf16", "h40_p64_q2_causal_fp8"])
+def test_many_pieces_merge_shapes(name):
+    """The many-pieces merge (parts >= 4 x batch) in its shapes: one request over 132 parts (one round of the
+    wide merge where the rows are few) and over 300 (several rounds, the running maximum rescaled between
+    them), and five requests (empty and page-edge ones among them) whose rows take the narrow merge where
+    they are many. Causal variants give rows that some pieces see no key of."""
+    spec = VARIANTS[name]
+    one = make_problem(spec, batch=1, seqlens=[20000 if spec.page != 1 else 6000], s_q=spec.max_q, seed=3,
+                       device="cuda")
+    for parts in (132, 300):
+        run_checked(kernel_for(name), one, num_parts=parts)
+    five = make_problem(spec, batch=5, seqlens=[9000, 0, 3001, spec.page, 777], s_q=spec.max_q, seed=4,
+                        device="cuda")
+    run_checked(kernel_for(name), five, num_parts=200)
+
+
 @pytest.mark.parametrize("parts", [1, 2, 3, 17, 132, 1000])
 @pytest.mark.parametrize("name", ["h128_p64_q2_causal", "h32_kv2_p64_q2_causal"])
 def test_split_count_does_not_change_result(name, parts):
