@@ -252,13 +252,15 @@ def test_combine_slices_split_every_latent_into_whole_copies(latent, no_template
     a whole number of COPY_COLS-float cp.async copies (16 or 8 bytes), for every latent width that is planned."""
     assert {256, 512} <= set(PLANNED_LATENTS)
     src = render_for(MLASpec(q_heads=16, latent=latent, rope=64)).source
-    names = ("LATENT", "COMBINE_SLICES", "COPY_COLS", "PIECE_BATCH")
+    names = ("LATENT", "COMBINE_SLICES", "COPY_COLS", "MANY_WIDE", "MANY_NARROW")
     consts = {}
     exec("\n".join(line for line in src.splitlines() if line.split(" = ")[0] in names), consts)
     slices, copy = consts["COMBINE_SLICES"], consts["COPY_COLS"]
     assert consts["LATENT"] == latent and slices in (1, 2, 4) and copy in (2, 4)
     lane_cols = latent // 32 // slices
     assert lane_cols * 32 * slices == latent and lane_cols % copy == 0
-    assert 1 <= consts["PIECE_BATCH"] <= 32  # one LSE per lane of a batch
+    for warps, pieces in (consts["MANY_WIDE"], consts["MANY_NARROW"]):
+        assert 1 <= pieces <= 32  # one LSE per lane of a batch
+        assert warps * pieces * (latent // slices) * 4 <= 72 * 1024  # staged pieces' shared memory
     if latent in (256, 512):
         assert slices > 1 and copy == 4  # DeepSeek's and MiniCPM3's widths merge on several CTAs per row

@@ -64,10 +64,20 @@ NEXT_ROUND_PATCHES = [
 ]
 
 
+def _templates_before_merge_online(dest: Path) -> Path:
+    """A copy of the templates at dest with the adopted merge-online2.patch (2026-12-07q: the many-pieces merge
+    rewritten) taken back out: the merge the earlier sessions' patches and probes were written against."""
+    shutil.copytree(REPO / "templates", dest)
+    patch = REPO / "docs" / "perf" / "experiments" / "2026-12-07q" / "merge-online2.patch"
+    subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(patch)], cwd=dest, check=True)
+    return dest
+
+
 def _copy_checkout(dest: Path) -> None:
-    """The parts of the checkout the repo-level patches touch."""
-    for part in ("mlagen", "templates", "tests", "tools"):
+    """The parts of the checkout the repo-level patches touch (templates as before merge-online2)."""
+    for part in ("mlagen", "tests", "tools"):
         shutil.copytree(REPO / part, dest / part)
+    _templates_before_merge_online(dest / "templates")
 
 
 @pytest.mark.parametrize("patch", NEXT_ROUND_PATCHES, ids=lambda p: Path(p).stem)
@@ -99,7 +109,7 @@ NEXT_TEMPLATE_PATCHES = [
 
 @pytest.mark.parametrize("patch", NEXT_TEMPLATE_PATCHES, ids=lambda p: Path(p).stem)
 def test_next_template_patch_applies(tmp_path, patch):
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    _templates_before_merge_online(tmp_path / "templates")
     subprocess.run(["patch", "-s", "-p1", "-i", str(REPO / patch)], cwd=tmp_path / "templates", check=True)
     assert "PIECE_BATCH = " in (tmp_path / "templates" / "sm90" / "mla_decode.py.j2").read_text()
 
@@ -165,8 +175,7 @@ def test_combine_per_request_patch_applies_and_changes_every_schedule(tmp_path, 
     from mlagen.codegen import render
     from mlagen.plan import plan_for
 
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
+    tdir = _templates_before_merge_online(tmp_path / "templates")
     subprocess.run(["patch", "-s", "-p1", "-i", str(DYN / "combine-per-request.patch")], cwd=tdir, check=True)
     for h_q, cache in ((128, None), (16, None), (16, "fp8_e4m3")):
         spec = cell_spec(dict(h_q=h_q, s_q=1, page=64, cache=cache))
@@ -339,7 +348,8 @@ def test_many_pieces_merge_uses_pdl_behind_every_schedule():
         seen.add(plan.schedule)
         source = render(spec, plan).source
         compile(source, "kernel.py", "exec")
-        assert _launch_pdl_flags(source) == ["True", "True"], spec.key
+        # the many-pieces merge's two shapes (2026-12-07q), then the few-pieces merge
+        assert _launch_pdl_flags(source) == ["True", "True", "True"], spec.key
         # the merge waits for the decode grid wherever it may start early
         assert source.count("cute.arch.griddepcontrol_wait()") == 2
         if plan.schedule != "heads_n":
@@ -348,9 +358,9 @@ def test_many_pieces_merge_uses_pdl_behind_every_schedule():
 
 
 def test_adopted_many_pdl_all_schedules_patch_is_in_the_templates(tmp_path):
-    """The committed patch is what the templates carry: it reverses cleanly on a copy of them."""
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
+    """The committed patch is what the templates carry: it reverses cleanly on a copy of them (taken back to
+    before the later merge-online2.patch, whose launcher hunk overlaps it)."""
+    tdir = _templates_before_merge_online(tmp_path / "templates")
     subprocess.run(["patch", "-s", "-R", "-p1", "--dry-run", "-i", str(MERGE / "many-pdl-all-schedules.patch")],
                    cwd=tdir, check=True)
 
@@ -366,8 +376,8 @@ def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
     from mlagen.plan import plan_for
 
     probe = _load("merge_probe", MERGE / "merge_probe.py")
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
+    # the merge it was written for: the templates before merge-online2.patch was adopted
+    tdir = _templates_before_merge_online(tmp_path / "templates")
     probe.patch(tdir)
     spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
     plan = plan_for(spec)
@@ -391,19 +401,21 @@ def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
 ONLINE = REPO / "docs" / "perf" / "experiments" / "2026-12-07q"
 
 
-def test_prepared_merge_online_patches(tmp_path, monkeypatch):
-    """merge-online.patch (run-merge-online.sh) and merge-online2.patch (run-merge-online2.sh): the many-pieces
+def test_merge_online_patches(tmp_path, monkeypatch):
+    """merge-online.patch (tried) and merge-online2.patch (adopted, so the templates carry it): the many-pieces
     merge needs no LSE pass of its own and stages pieces within 72 KB of shared memory for every latent width a
-    spec allows; the second launches the wide shape only up to MANY_WIDE_ROWS merged rows, the narrow one above."""
+    spec allows; the adopted one launches the wide shape only up to MANY_WIDE_ROWS merged rows, the narrow one
+    above."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
 
     spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
-    for name in ("merge-online", "merge-online2"):
-        tdir = tmp_path / name / "templates"
-        shutil.copytree(REPO / "templates", tdir)
-        subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / f"{name}.patch")], cwd=tdir, check=True)
+    before = _templates_before_merge_online(tmp_path / "before" / "templates")
+    tried = tmp_path / "merge-online" / "templates"
+    shutil.copytree(before, tried)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "merge-online.patch")], cwd=tried, check=True)
+    for name, tdir in (("merge-online", tried), ("merge-online2", REPO / "templates")):
         monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
         source = render(spec, plan_for(spec)).source
         compile(source, "kernel.py", "exec")
