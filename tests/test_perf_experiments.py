@@ -365,10 +365,11 @@ def test_adopted_many_pdl_all_schedules_patch_is_in_the_templates(tmp_path):
                    cwd=tdir, check=True)
 
 
-def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
-    """merge_probe.py (run-merge-probe.sh): the stamped merge renders, writes its six stamps where `stamps_of`
-    reads them (row 16 + g, columns 16 x slice of part 0's first piece), and the summary counts from the earliest
-    entry."""
+@pytest.mark.parametrize("merge", ["one-round", "two-pass"])
+def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch, merge):
+    """merge_probe.py (run-merge-probe.sh): the stamped merge renders, for the templates' one-round merge
+    (2026-12-07q) and for the two-pass one before it, writes its six stamps where `stamps_of` reads them (row
+    16 + g, columns 16 x slice of part 0's first piece), and the summary counts from the earliest entry."""
     import numpy as np
 
     from mlagen.bench import cell_spec
@@ -376,8 +377,12 @@ def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
     from mlagen.plan import plan_for
 
     probe = _load("merge_probe", MERGE / "merge_probe.py")
-    # the merge it was written for: the templates before merge-online2.patch was adopted
-    tdir = _templates_before_merge_online(tmp_path / "templates")
+    tdir = tmp_path / "templates"
+    if merge == "one-round":
+        shutil.copytree(REPO / "templates", tdir)
+    else:
+        _templates_before_merge_online(tdir)
+    assert probe.order_of(tdir)[3] == ("round1" if merge == "one-round" else "lse")
     probe.patch(tdir)
     spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
     plan = plan_for(spec)
@@ -385,6 +390,7 @@ def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
     source = render(spec, plan).source
     compile(source, "kernel.py", "exec")
     assert "at = ((HPK + g) * LATENT + (gs % COMBINE_SLICES) * 16) // 2" in source
+    assert "t_round = _globaltimer()" in source or merge == "two-pass"
     assert (plan.block_m, spec.d_v) == (probe.ROWS, probe.LATENT)
     words = np.zeros(probe.ROWS * probe.LATENT // 2 * 3, dtype=np.int64)
     for g in range(16):
@@ -393,9 +399,10 @@ def test_merge_probe_stamps_render_and_read_back(tmp_path, monkeypatch):
             words[at:at + 6] = 5_000 + 100 * g + np.arange(6) * 1_000
     st = probe.stamps_of(words)
     assert st.shape == (16, probe.SLICES, 6)
-    out = probe.summarise(st)
+    order = probe.order_of(tdir)
+    out = probe.summarise(st, order)
     assert out["entry"] == (0.75, 1.5)   # median over rows 0-15 of 100 g ns, max 1.5 us
-    assert out["end"][1] == 5.5 and list(out) == list(probe.ORDER)
+    assert out["end"][1] == 5.5 and list(out) == list(order)
 
 
 ONLINE = REPO / "docs" / "perf" / "experiments" / "2026-12-07q"

@@ -1,12 +1,14 @@
-"""Where the many-pieces merge's ~5 us go: %globaltimer stamps in each SplitCombineMany CTA (h_q 16, s_q 1).
+"""Where the many-pieces merge's time goes: %globaltimer stamps in each SplitCombineMany CTA (h_q 16, s_q 1).
 
     cp -r templates /tmp/mg && python docs/perf/experiments/2026-12-07p/merge_probe.py patch /tmp/mg
     MLAGEN_TEMPLATE_DIR=/tmp/mg MLAGEN_CACHE_DIR=/tmp/c-mg \
         python docs/perf/experiments/2026-12-07p/merge_probe.py run 1,32768 1,131072 4,32768
 
 Stamps per merge CTA (thread 0): launch (before griddepcontrol.wait), entry (after it), meta (its request's
-piece count read), lse (the row's merged log-sum-exp known), loop (every piece weighed in, before the warps'
-sum), end (its columns stored). They go to rows the call does not use: at 16 heads and one query token a merge
+piece count read), then the fourth: for the merge before 2026-12-07q (two LSE passes, then rounds of copies) the
+row's merged LSE known ("lse"), for the one-round merge adopted there its first round's copies landed ("round1");
+loop (every piece weighed in, before the warps' sum), end (its columns stored). `patch` recognises which merge the
+templates have. They go to rows the call does not use: at 16 heads and one query token a merge
 reads rows 0-15 of each piece's 64, so CTA (row g, slice c) writes into row 16 + g of part 0's first piece,
 columns 16c.. (int64 pairs of floats). Each cell is batch,s_k (the bench's lengths); per call, phase times in us
 from the earliest entry, median over calls of (median / max over the CTAs), and the decode kernel's last
@@ -26,11 +28,82 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tools"))
 from timeline_patch import CLOCK_HELPERS, _rep  # noqa: E402
 
-ORDER = ("launch", "entry", "meta", "lse", "loop", "end")
+ORDER = ("launch", "entry", "meta", "lse", "loop", "end")  # the merge before 2026-12-07q
+ORDER_ONE_ROUND = ("launch", "entry", "meta", "round1", "loop", "end")  # the one-round merge since then
 FIRST_ROW, LATENT, ROWS, SLICES = 16, 512, 64, 4   # h_q 16 s_q 1: 16 rows used of an m-block's 64
 
 
+def is_one_round(template_dir: Path) -> bool:
+    """Whether the templates' many-pieces merge is the one-round kernel of 2026-12-07q (no LSE pass)."""
+    return "def merged_lse(" not in (template_dir / "sm90" / "_combine.py.j2").read_text()
+
+
+def order_of(template_dir: Path) -> tuple[str, ...]:
+    return ORDER_ONE_ROUND if is_one_round(template_dir) else ORDER
+
+
+_STORE_STAMPS = """            if tid == 0 and g < HPK:
+                words = cute.recast_ptr(ws_o_ptr, dtype=Int64)
+                at = ((HPK + g) * LATENT + (gs % COMBINE_SLICES) * 16) // 2
+                t_end = _globaltimer()
+                cute.make_tensor(words + at, cute.make_layout((1,)))[0] = t_launch
+                cute.make_tensor(words + at + 1, cute.make_layout((1,)))[0] = t_entry
+                cute.make_tensor(words + at + 2, cute.make_layout((1,)))[0] = t_meta
+                cute.make_tensor(words + at + 3, cute.make_layout((1,)))[0] = T_FOURTH
+                cute.make_tensor(words + at + 4, cute.make_layout((1,)))[0] = t_loop
+                cute.make_tensor(words + at + 5, cute.make_layout((1,)))[0] = t_end
+"""
+
+
 def patch(template_dir: Path) -> None:
+    if is_one_round(template_dir):
+        _patch_one_round(template_dir)
+    else:
+        _patch_two_pass(template_dir)
+
+
+def _patch_one_round(template_dir: Path) -> None:
+    p = template_dir / "sm90" / "_combine.py.j2"
+    s = p.read_text()
+    s = _rep(s, "class SplitCombine:\n", CLOCK_HELPERS + "\n\nclass SplitCombine:\n", tool="merge_probe")
+    s = _rep(s, """        # launched as a programmatic dependent, as SplitCombine
+        cute.arch.griddepcontrol_wait()
+        WARPS = self.warps
+""", """        t_launch = _globaltimer()
+        # launched as a programmatic dependent, as SplitCombine
+        cute.arch.griddepcontrol_wait()
+        t_entry = _globaltimer()
+        WARPS = self.warps
+""", tool="merge_probe")
+    s = _rep(s, """            warp = tid // 32
+            rows_ws = m_blocks * BLOCK_M
+""", """            warp = tid // 32
+            t_meta = _globaltimer()
+            t_round = Int64(0)
+            rows_ws = m_blocks * BLOCK_M
+""", tool="merge_probe")
+    s = _rep(s, """                cute.arch.cp_async_wait_group(0)
+                for c in cutlass.range_constexpr(COLS):
+                    acc[c] = acc[c] * rescale
+""", """                cute.arch.cp_async_wait_group(0)
+                if t_round == 0:
+                    t_round = _globaltimer()
+                for c in cutlass.range_constexpr(COLS):
+                    acc[c] = acc[c] * rescale
+""", tool="merge_probe")
+    s = _rep(s, """            # the warps' sums meet in their own staging space""", """            t_loop = _globaltimer()
+            # the warps' sums meet in their own staging space""", tool="merge_probe")
+    s = _rep(s, """
+                    dst_lse[0] = merged
+{% endif %}
+""", """
+                    dst_lse[0] = merged
+{% endif %}
+""" + _STORE_STAMPS.replace("T_FOURTH", "t_round"), tool="merge_probe")
+    p.write_text(s)
+
+
+def _patch_two_pass(template_dir: Path) -> None:
     p = template_dir / "sm90" / "_combine.py.j2"
     s = p.read_text()
     s = _rep(s, "class SplitCombine:\n", CLOCK_HELPERS + "\n\nclass SplitCombine:\n", tool="merge_probe")
@@ -77,17 +150,7 @@ def patch(template_dir: Path) -> None:
     @cute.jit
     def merged_lse(""", """                    dst_lse[0] = merged
 {% endif %}
-            if tid == 0 and g < HPK:
-                words = cute.recast_ptr(ws_o_ptr, dtype=Int64)
-                at = ((HPK + g) * LATENT + (gs % COMBINE_SLICES) * 16) // 2
-                t_end = _globaltimer()
-                cute.make_tensor(words + at, cute.make_layout((1,)))[0] = t_launch
-                cute.make_tensor(words + at + 1, cute.make_layout((1,)))[0] = t_entry
-                cute.make_tensor(words + at + 2, cute.make_layout((1,)))[0] = t_meta
-                cute.make_tensor(words + at + 3, cute.make_layout((1,)))[0] = t_lse
-                cute.make_tensor(words + at + 4, cute.make_layout((1,)))[0] = t_loop
-                cute.make_tensor(words + at + 5, cute.make_layout((1,)))[0] = t_end
-
+""" + _STORE_STAMPS.replace("T_FOURTH", "t_lse") + """
     @cute.jit
     def merged_lse(""", tool="merge_probe")
     p.write_text(s)
@@ -99,13 +162,13 @@ def stamps_of(partial_out_words: np.ndarray) -> np.ndarray:
     return np.stack([rows[:, c * 8:c * 8 + len(ORDER)] for c in range(SLICES)], axis=1)
 
 
-def summarise(st: np.ndarray) -> dict[str, tuple[float, float]]:
+def summarise(st: np.ndarray, order: tuple[str, ...] = ORDER) -> dict[str, tuple[float, float]]:
     """Per phase, (median, max) in us from the call's earliest entry over the CTAs that stamped."""
-    flat = st.reshape(-1, len(ORDER)).astype(np.int64)
+    flat = st.reshape(-1, len(order)).astype(np.int64)
     flat = flat[flat[:, -1] != 0]
     t0 = flat[:, 1].min()
     return {name: (float(np.median((flat[:, k] - t0) / 1e3)), float(((flat[:, k] - t0) / 1e3).max()))
-            for k, name in enumerate(ORDER)}
+            for k, name in enumerate(order)}
 
 
 def run(cells: list[str], calls: int) -> None:
@@ -118,6 +181,7 @@ def run(cells: list[str], calls: int) -> None:
     tdir = Path(os.environ.get("MLAGEN_TEMPLATE_DIR", "templates"))
     if "t_launch = _globaltimer()" not in (tdir / "sm90" / "_combine.py.j2").read_text():
         raise SystemExit("merge_probe: set MLAGEN_TEMPLATE_DIR to templates stamped by `merge_probe.py patch`")
+    order = order_of(tdir)
     spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
     kernel = mlagen.jit.compile(spec, plan_for(spec), tuned=False)
     for cell in cells:
@@ -132,11 +196,11 @@ def run(cells: list[str], calls: int) -> None:
             ws.partial_out.zero_()
             kernel(q, cache, bt, ln, workspace=ws, num_parts=parts, validate=False)
             torch.cuda.synchronize()
-            out.append(summarise(stamps_of(ws.partial_out.view(torch.int64).cpu().numpy())))
+            out.append(summarise(stamps_of(ws.partial_out.view(torch.int64).cpu().numpy()), order))
         out = out[3:]
         print(f"== merge of h_q 16, batch {batch}, s_k {s_k}: {parts} pieces a row; us from the earliest entry "
               f"(after griddepcontrol.wait), median over {calls} calls of (median / max over the CTAs)")
-        for name in ORDER:
+        for name in order:
             med = np.median(np.array([c[name] for c in out]), axis=0)
             print(f"  {name:8s} {med[0]:8.2f} {med[1]:8.2f}")
 

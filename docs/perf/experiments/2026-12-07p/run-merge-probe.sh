@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prepared in the sixteenth session for the next one, one call (~1-2 min): where the many-pieces merge's ~5 us go
-# (merge_probe.py: %globaltimer per merge CTA at launch, after griddepcontrol.wait, after its piece count, its row's
-# merged LSE, its pieces, its store), beside tools/call_breakdown.py's kernel durations, h_q 16 batch 1 / 4.
+# Prepared in the sixteenth session for the next one, one call (~1-2 min): where the many-pieces merge's time goes
+# (merge_probe.py: %globaltimer per merge CTA at launch, after griddepcontrol.wait, after its piece count, its
+# row's merged LSE (two-pass merge) or its first round of copies (the one-round merge of 2026-12-07q, whichever
+# the templates have), its pieces, its store), beside tools/call_breakdown.py's kernel durations, h_q 16 batch 1 / 4.
 set -uo pipefail
 cd "$(dirname "$0")/../../../.."
 HERE=docs/perf/experiments/2026-12-07p
