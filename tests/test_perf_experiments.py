@@ -443,3 +443,47 @@ def test_merge_online_patches(tmp_path, monkeypatch):
         if name == "merge-online2":
             assert "if batch * H_KV * m_rows <= MANY_WIDE_ROWS:" in source
             assert "block=[MANY_WIDE[0] * 32, 1, 1]" in source and "block=[MANY_NARROW[0] * 32, 1, 1]" in source
+
+
+def test_merge_lse_async_patch_applies(tmp_path, monkeypatch):
+    """merge-lse-async.patch (run-merge-lse-async.sh, measured and not adopted: README §4) still renders on the
+    templates, both merges taking their LSEs by cp.async."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "merge-lse-async.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    spec = cell_spec(dict(h_q=16, s_q=1, page=64, cache=None))
+    source = render(spec, plan_for(spec)).source
+    compile(source, "kernel.py", "exec")
+    assert source.count("cute.copy(lse_atom, ") == 2 and "FEW_BATCH = 4" in source
+
+
+def test_prepared_kv_evict_first_patch(tmp_path, monkeypatch):
+    """kv-evict-first.patch (run-kv-evict.sh): every schedule's KV tile loads carry the EVICT_FIRST L2 policy
+    (fp8 scale and RoPE loads included), the query's load does not."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+    from mlagen.variants import kernel_variants
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "kv-evict-first.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    specs = [cell_spec(dict(h_q=h, s_q=1, page=64, cache=c)) for h in (16, 128) for c in (None, "fp8_e4m3")]
+    specs.append(kernel_variants()["h40_l256r32_p64"])
+    schedules = set()
+    for spec in specs:
+        plan = plan_for(spec)
+        schedules.add(plan.schedule)
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        assert "KV_EVICT_FIRST = 0x12F0000000000000" in source
+        assert source.count("cache_policy=kv_policy()") >= 1, spec.key
+        assert "cute.copy(tma_atom_q, tQgQ[None, 0, ch], tQsQ[None, 0, ch], tma_bar_ptr=q_pipe.producer_get_barrier(state))" \
+            in source or "tma_atom_q" not in source
+    assert {"heads_n", "seesaw", "split"} <= schedules
