@@ -487,3 +487,26 @@ def test_prepared_kv_evict_first_patch(tmp_path, monkeypatch):
         assert "cute.copy(tma_atom_q, tQgQ[None, 0, ch], tQsQ[None, 0, ch], tma_bar_ptr=q_pipe.producer_get_barrier(state))" \
             in source or "tma_atom_q" not in source
     assert {"heads_n", "seesaw", "split"} <= schedules
+
+
+def test_prepared_merge_few_staged_patch(tmp_path, monkeypatch):
+    """merge-few-staged.patch (run-merge-few-staged.sh): the few-pieces merge stages two pieces a round by cp.async,
+    its LSEs too, and copies and weighs only the pieces there are; the many-pieces merge is left as it is."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    base = render(cell_spec(dict(h_q=16, s_q=1, page=64, cache=None)),
+                  plan_for(cell_spec(dict(h_q=16, s_q=1, page=64, cache=None)))).source
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "merge-few-staged.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    for h_q, cache in ((16, None), (128, None), (16, "fp8_e4m3")):
+        spec = cell_spec(dict(h_q=h_q, s_q=1, page=64, cache=cache))
+        source = render(spec, plan_for(spec)).source
+        compile(source, "kernel.py", "exec")
+        few = source[source.index("class SplitCombine:"):source.index("class SplitCombineMany")]
+        assert "FEW_BATCH = 2" in source and few.count("if i0 + u <= last:") == 2 and "cute.copy(lse_atom" in few
+        if h_q == 16 and cache is None:
+            assert source[source.index("class SplitCombineMany"):] == base[base.index("class SplitCombineMany"):]
