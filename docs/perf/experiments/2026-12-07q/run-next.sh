@@ -3,8 +3,9 @@
 # $OUT/evict, then run-merge-few-staged.sh into $OUT/few. Each leaves one results.tar.xz.
 OUT=$(realpath -m "${OUT:-out-1207q-next}")
 cd "$(dirname "$0")"
-mkdir -p "$OUT/evict" "$OUT/few"
-OUT=$OUT/evict bash run-kv-evict.sh
-echo "== evict done at ${SECONDS}s"
-OUT=$OUT/few bash run-merge-few-staged.sh
-echo "== few done at ${SECONDS}s"
+for step in evict:run-kv-evict.sh few:run-merge-few-staged.sh; do
+  name=${step%%:*}
+  mkdir -p "$OUT/$name"
+  OUT=$OUT/$name bash "${step#*:}"
+  echo "== $name done at ${SECONDS}s"
+done
