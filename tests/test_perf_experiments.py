@@ -510,3 +510,54 @@ def test_prepared_merge_few_staged_patch(tmp_path, monkeypatch):
         assert "FEW_BATCH = 2" in source and few.count("if i0 + u <= last:") == 2 and "cute.copy(lse_atom" in few
         if h_q == 16 and cache is None:
             assert source[source.index("class SplitCombineMany"):] == base[base.index("class SplitCombineMany"):]
+
+
+DESC = REPO / "docs" / "perf" / "experiments" / "2026-12-07r"
+
+
+def test_prepared_seesaw_desc_beside_patch(tmp_path, monkeypatch):
+    """seesaw-desc-beside.patch (run-desc.sh): the seesaw's Q.K^T takes the shared-memory tensors and builds each
+    step's operands from an opaque zero offset, for 16-bit and fp8 caches; heads_n and split kernels are left as
+    they are."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    cells = [dict(h_q=128, s_q=1, cache=None), dict(h_q=64, s_q=2, cache=None), dict(h_q=128, s_q=1, cache="fp8_e4m3"),
+             dict(h_q=16, s_q=1, cache=None)]
+    specs = [cell_spec(dict(page=64, **c)) for c in cells]
+    base = {spec.key: render(spec, plan_for(spec)).source for spec in specs}
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(DESC / "seesaw-desc-beside.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    for spec in specs:
+        plan = plan_for(spec)
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        if plan.schedule == "seesaw":
+            qk = source[source.index("    def qk("):source.index("    def needs_mask(")]
+            assert qk.count("_opaque_zero(512)") == 2 and "tSrQ" not in qk, spec.key
+            assert source.count("self.qk(qk_mma, sQ_, sK_, wtid, ") == 2
+        else:
+            assert spec.q_heads == 16 and _code(source) == _code(base[spec.key])
+
+
+def test_desc_probe_rewrites_descriptor_adds():
+    """desc_probe.py's PTX rewrites: a low-word add after a 64-bit split becomes one 64-bit add; reads of the
+    shared-memory base go through a lane-0 shuffle."""
+    import importlib.util
+
+    loaded = importlib.util.spec_from_file_location("desc_probe", DESC / "desc_probe.py")
+    probe = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(probe)
+    ptx = ("\t.reg .b32 \t%r<9>;\n\tmov.u32 \t%r1, __dynamic_shmem__0;\n\tmov.b64 \t{%r2, %r3}, %rd4;\n"
+           "\tadd.s32 \t%r5, %r2, 512;\n\tmov.b64 \t%rd6, {%r5, %r3};\n\tor.b32 \t%r7, %r2, 2;\n\tmov.b64 \t%rd8, {%r7, %r3};")
+    wide = probe.add64(ptx)
+    assert "add.s64 \t%rd6, %rd4, 512;" in wide and "or.b64 \t%rd8, %rd4, 2;" in wide and "add.s32" not in wide
+    shuffled = probe.uniform_base(ptx)
+    assert "shfl.sync.idx.b32 \t%r1, %ru0, 0, 31, -1;" in shuffled and ".reg .b32 \t%ru<128>;" in shuffled
+    loop = ptx + "\n\tbar.sync 0;\n\t{\n\twgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%f1}, %rd6, %rd8, p;\n\t}"
+    sunk = probe.sink(loop).splitlines()
+    assert sunk.index("\tbar.sync 0;") < sunk.index("\tadd.s32 \t%r5, %r2, 512;") < sunk.index("\t{")
+    assert sunk.index("\tbar.sync 0;") < sunk.index("\tmov.b64 \t%rd8, {%r7, %r3};") < sunk.index("\t{")

@@ -7,7 +7,10 @@ uniform datapath. Two guesses at the cause, each tested by rewriting the kernel'
 - ``add64``: the descriptors' offsets added as 64-bit values (``add.s64``) instead of on the low word after a
   ``mov.b64 {lo, hi}`` split, as the DSL writes them;
 - ``uniform_base``: the dynamic shared-memory base passed through ``shfl.sync.idx`` (lane 0), so ptxas knows it
-  is warp-uniform (the base comes from ``S2R SR_CgaCtaId`` otherwise).
+  is warp-uniform (the base comes from ``S2R SR_CgaCtaId`` otherwise);
+- ``sink``: each descriptor's two defining instructions (low word + offset, the 64-bit join) moved from the top
+  of the tile loop's body, where LLVM hoisted all 88 of them, to just before the wgmma that uses it. This is the
+  one that changes ptxas's code, and what ``seesaw-desc-beside.patch`` does from the template.
 
     python docs/perf/experiments/2026-12-07r/desc_probe.py [CACHE_DIR]
 
@@ -75,6 +78,34 @@ def uniform_base(ptx: str) -> str:
     return "\n".join(out)
 
 
+def sink(ptx: str) -> str:
+    """Each ``add/or lo2, lo, K; mov.b64 d, {lo2, hi}`` whose ``d`` feeds exactly one wgmma (and nothing else)
+    moved to just before that wgmma's inline-asm block."""
+    lines = ptx.split("\n")
+    defs = {}
+    for i in range(len(lines) - 1):
+        op = re.match(r"\s*(add\.s32|or\.b32)\s+(%r\d+), (%r\d+), (\d+);", lines[i])
+        join = re.match(r"\s*mov\.b64\s+(%rd\d+), \{(%r\d+), (%r\d+)\};", lines[i + 1])
+        if op and join and join.group(2) == op.group(2):
+            defs[join.group(1)] = i
+    uses: dict = {}
+    mentions: collections.Counter = collections.Counter()
+    for i, line in enumerate(lines):
+        for reg in set(re.findall(r"%rd\d+\b", line)):
+            mentions[reg] += 1
+            if "wgmma.mma_async" in line:
+                uses.setdefault(reg, []).append(i)
+    moved, before = set(), collections.defaultdict(list)
+    for reg, i in defs.items():
+        if len(uses.get(reg, [])) == 1 and mentions[reg] == 2 and uses[reg][0] > i:
+            j = uses[reg][0]
+            while not lines[j].strip().startswith("{"):
+                j -= 1
+            moved |= {i, i + 1}
+            before[j] += lines[i:i + 2]
+    return "\n".join(out for i, line in enumerate(lines) for out in before.get(i, []) + ([] if i in moved else [line]))
+
+
 def loop_counts(cubin: bytes) -> collections.Counter:
     counts: collections.Counter = collections.Counter()
     for name, instructions in sass.functions(sass.disassemble(cubin)).items():
@@ -104,7 +135,8 @@ def main() -> int:
     print(f"{entry.name}; ptxas {subprocess.run([ptxas, '--version'], capture_output=True, text=True).stdout.split()[-1]}")
     print("version       " + " ".join(f"{k:>7}" for k in ("all",) + KINDS))
     with tempfile.TemporaryDirectory() as tmp:
-        for name, text in (("as built", ptx), ("add64", add64(ptx)), ("uniform_base", uniform_base(ptx))):
+        for name, text in (("as built", ptx), ("add64", add64(ptx)), ("uniform_base", uniform_base(ptx)),
+                           ("sink", sink(ptx))):
             src, obj = Path(tmp) / "k.ptx", Path(tmp) / "k.cubin"
             src.write_text(text)
             subprocess.run([ptxas, "-arch=sm_90a", str(src), "-o", str(obj)], check=True)
