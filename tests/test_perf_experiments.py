@@ -516,9 +516,9 @@ DESC = REPO / "docs" / "perf" / "experiments" / "2026-12-07r"
 
 
 def test_prepared_seesaw_desc_beside_patch(tmp_path, monkeypatch):
-    """seesaw-desc-beside.patch (run-desc.sh): the seesaw's Q.K^T takes the shared-memory tensors and builds each
-    step's operands from an opaque zero offset, for 16-bit and fp8 caches; heads_n and split kernels are left as
-    they are."""
+    """seesaw-desc-beside.patch (run-desc.sh): the seesaw's Q.K^T and P.V take the shared-memory tensors and build
+    each step's operands from an opaque zero offset, for 16-bit and fp8 caches; heads_n kernels are left as they
+    are."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
@@ -539,6 +539,9 @@ def test_prepared_seesaw_desc_beside_patch(tmp_path, monkeypatch):
             qk = source[source.index("    def qk("):source.index("    def needs_mask(")]
             assert qk.count("_opaque_zero(512)") == 2 and "tSrQ" not in qk, spec.key
             assert source.count("self.qk(qk_mma, sQ_, sK_, wtid, ") == 2
+            pv = source[source.index("    def pv("):source.index("    def pair_a(")]
+            assert pv.count("_opaque_zero(512)") == 2 and "tOrV" not in pv, spec.key
+            assert source.count("self.pv(pv_ss, acc_o, sPA_, sVt_, wtid, 0)") == 2
         else:
             assert spec.q_heads == 16 and _code(source) == _code(base[spec.key])
 
