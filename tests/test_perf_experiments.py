@@ -38,8 +38,9 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
     from mlagen.codegen import render
     from mlagen.plan import plan_for
 
+    base_dir = _templates_before_1207s(tmp_path / "base")
     tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
+    shutil.copytree(base_dir, tdir)
     # as run-next-7.sh applies them (patch(1): some need its offsets and fuzz, which git apply refuses)
     subprocess.run(["patch", "-s", "-p1", "-i", str(REPO / patch)], cwd=tdir, check=True)
     for cell in cells:
@@ -49,9 +50,10 @@ def test_patch_applies_and_changes_its_cells(tmp_path, monkeypatch, name, patch,
         monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
         source = render(spec, plan).source
         compile(source, "kernel.py", "exec")
-        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(base_dir))
         # the header names the templates' hash, which any edit changes: compare the code only
         assert _code(source) != _code(render(spec, plan).source), f"{name} changes nothing in {spec.key}"
+        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
 
 
 # Repo-level patches of the next GPU round (they touch the planner as well as the templates): they
@@ -64,13 +66,32 @@ NEXT_ROUND_PATCHES = [
 ]
 
 
-def _templates_before_merge_online(dest: Path) -> Path:
-    """A copy of the templates at dest with the adopted merge-online2.patch (2026-12-07q: the many-pieces merge
-    rewritten) taken back out: the merge the earlier sessions' patches and probes were written against."""
+# Template patches adopted after other sessions' patches were written, oldest first: a prepared patch is
+# applied to the templates with every adoption after it taken back out, as they were when it was written.
+ADOPTED = [
+    # the many-pieces merge rewritten (2026-12-07q)
+    REPO / "docs" / "perf" / "experiments" / "2026-12-07q" / "merge-online2.patch",
+    # seesaw wgmma descriptors beside each wgmma and KV loads EVICT_FIRST (2026-12-07s: commit 40f4d26's diff)
+    REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "adopted.patch",
+]
+
+
+def _templates_before(dest: Path, adoption: Path) -> Path:
+    """A copy of the templates at dest with ``adoption`` and every later adopted patch taken back out."""
     shutil.copytree(REPO / "templates", dest)
-    patch = REPO / "docs" / "perf" / "experiments" / "2026-12-07q" / "merge-online2.patch"
-    subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(patch)], cwd=dest, check=True)
+    for patch in reversed(ADOPTED[ADOPTED.index(adoption):]):
+        subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(patch)], cwd=dest, check=True)
     return dest
+
+
+def _templates_before_merge_online(dest: Path) -> Path:
+    """The templates the earlier sessions' patches and probes were written against (before merge-online2)."""
+    return _templates_before(dest, ADOPTED[0])
+
+
+def _templates_before_1207s(dest: Path) -> Path:
+    """The templates the sixteenth to eighteenth sessions' prepared patches were written against."""
+    return _templates_before(dest, ADOPTED[1])
 
 
 def _copy_checkout(dest: Path) -> None:
@@ -256,8 +277,9 @@ def test_ahead_patches_change_only_heads_n(tmp_path, monkeypatch, patch, dynamic
     def code_lines(src):
         return [line for line in _code(src).splitlines() if line.strip()]
 
+    base_dir = _templates_before_1207s(tmp_path / "base")
     tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
+    shutil.copytree(base_dir, tdir)
     subprocess.run(["patch", "-s", "-p1", "-i", str(PHASES / patch)], cwd=tdir, check=True)
     for h_q, s_q, cache, changed in ((16, 1, None, True), (32, 1, None, True), (16, 2, None, True),
                                      (16, 1, "fp8_e4m3", not dynamic), (32, 1, "fp8_e4m3", not dynamic),
@@ -267,8 +289,9 @@ def test_ahead_patches_change_only_heads_n(tmp_path, monkeypatch, patch, dynamic
         monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
         source = render(spec, plan).source
         compile(source, "kernel.py", "exec")
-        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(base_dir))
         base = render(spec, plan).source
+        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
         if changed:
             assert "next_pages[j] = mBT[tok // PAGE, req]" in source, spec.key
             assert ("self.take_tile(counter, lo)" in source) == dynamic, spec.key
@@ -462,18 +485,15 @@ def test_merge_lse_async_patch_applies(tmp_path, monkeypatch):
     assert source.count("cute.copy(lse_atom, ") == 2 and "FEW_BATCH = 4" in source
 
 
-def test_prepared_kv_evict_first_patch(tmp_path, monkeypatch):
-    """kv-evict-first.patch (run-kv-evict.sh): every schedule's KV tile loads carry the EVICT_FIRST L2 policy
-    (fp8 scale and RoPE loads included), the query's load does not."""
+def test_adopted_kv_evict_first(tmp_path):
+    """kv-evict-first.patch (run-kv-evict.sh; adopted in 40f4d26): every schedule's KV tile loads carry the
+    EVICT_FIRST L2 policy (fp8 scale and RoPE loads included), the query's load does not; the patch as
+    prepared applies to the templates before that adoption and gives its kernels."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
     from mlagen.variants import kernel_variants
 
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
-    subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "kv-evict-first.patch")], cwd=tdir, check=True)
-    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
     specs = [cell_spec(dict(h_q=h, s_q=1, page=64, cache=c)) for h in (16, 128) for c in (None, "fp8_e4m3")]
     specs.append(kernel_variants()["h40_l256r32_p64"])
     schedules = set()
@@ -487,6 +507,10 @@ def test_prepared_kv_evict_first_patch(tmp_path, monkeypatch):
         assert "cute.copy(tma_atom_q, tQgQ[None, 0, ch], tQsQ[None, 0, ch], tma_bar_ptr=q_pipe.producer_get_barrier(state))" \
             in source or "tma_atom_q" not in source
     assert {"heads_n", "seesaw", "split"} <= schedules
+    tdir = _templates_before_1207s(tmp_path / "templates")
+    subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "kv-evict-first.patch")], cwd=tdir, check=True)
+    for name in ("_heads_n.py.j2", "_split.py.j2", "_fp8.py.j2", "mla_decode.py.j2"):
+        assert (tdir / "sm90" / name).read_text() == (REPO / "templates" / "sm90" / name).read_text(), name
 
 
 def test_prepared_merge_few_staged_patch(tmp_path, monkeypatch):
@@ -515,10 +539,11 @@ def test_prepared_merge_few_staged_patch(tmp_path, monkeypatch):
 DESC = REPO / "docs" / "perf" / "experiments" / "2026-12-07r"
 
 
-def test_prepared_seesaw_desc_beside_patch(tmp_path, monkeypatch):
-    """seesaw-desc-beside.patch (run-desc.sh): the seesaw's Q.K^T and P.V take the shared-memory tensors and build
-    each step's operands from an opaque zero offset, for 16-bit and fp8 caches; heads_n kernels are left as they
-    are."""
+def test_adopted_seesaw_desc_beside(tmp_path, monkeypatch):
+    """seesaw-desc-beside.patch (run-desc.sh; adopted in 40f4d26 with its unused fragments dropped): the seesaw's
+    Q.K^T and P.V take the shared-memory tensors and build each step's operands from an opaque zero offset, for
+    16-bit and fp8 caches; the prepared patch still applies to the templates it was written against and leaves
+    heads_n kernels as they were."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
@@ -526,24 +551,28 @@ def test_prepared_seesaw_desc_beside_patch(tmp_path, monkeypatch):
     cells = [dict(h_q=128, s_q=1, cache=None), dict(h_q=64, s_q=2, cache=None), dict(h_q=128, s_q=1, cache="fp8_e4m3"),
              dict(h_q=16, s_q=1, cache=None)]
     specs = [cell_spec(dict(page=64, **c)) for c in cells]
-    base = {spec.key: render(spec, plan_for(spec)).source for spec in specs}
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
-    subprocess.run(["patch", "-s", "-p1", "-i", str(DESC / "seesaw-desc-beside.patch")], cwd=tdir, check=True)
-    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
     for spec in specs:
         plan = plan_for(spec)
         source = render(spec, plan).source
-        compile(source, "kernel.py", "exec")
         if plan.schedule == "seesaw":
             qk = source[source.index("    def qk("):source.index("    def needs_mask(")]
             assert qk.count("_opaque_zero(512)") == 2 and "tSrQ" not in qk, spec.key
-            assert source.count("self.qk(qk_mma, sQ_, sK_, wtid, ") == 2
+            assert source.count("self.qk(qk_mma, sQ, sK, wtid, ") == 2
             pv = source[source.index("    def pv("):source.index("    def pair_a(")]
             assert pv.count("_opaque_zero(512)") == 2 and "tOrV" not in pv, spec.key
-            assert source.count("self.pv(pv_ss, acc_o, sPA_, sVt_, wtid, 0)") == 2
+            assert source.count("self.pv(pv_ss, acc_o, sPA, sVt, wtid, 0)") == 2
+            assert "tSrK" not in source and "tOrP1" not in source, spec.key
         else:
-            assert spec.q_heads == 16 and _code(source) == _code(base[spec.key])
+            assert spec.q_heads == 16 and "_opaque_zero" not in source
+    base_dir = _templates_before_1207s(tmp_path / "base")
+    tdir = tmp_path / "templates"
+    shutil.copytree(base_dir, tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(DESC / "seesaw-desc-beside.patch")], cwd=tdir, check=True)
+    spec = specs[-1]
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    patched = render(spec, plan_for(spec)).source
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(base_dir))
+    assert _code(patched) == _code(render(spec, plan_for(spec)).source)
 
 
 def test_desc_probe_rewrites_descriptor_adds():
