@@ -159,11 +159,16 @@ def mma_loops(object_path: str | os.PathLike) -> list[LoopReport]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    paths = (sys.argv[1:] if argv is None else argv) or []
-    if not paths:
-        print(__doc__)
-        return 2
-    for path in paths:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlagen.sass", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("objects", nargs="+", metavar="kernel.o", help="a built entry's kernel.o")
+    args = parser.parse_args(argv)
+    missing = [path for path in args.objects if not Path(path).is_file()]
+    if missing:
+        parser.error("no such file: " + ", ".join(missing))
+    for path in args.objects:
         print(path)
         for report in mma_loops(path):
             print("  " + report.describe())

@@ -4,6 +4,8 @@ compiler closes around a tile loop are not mistaken for it, and a cubin is found
 
 import struct
 
+import pytest
+
 from mlagen import sass
 
 # Shaped like `cuobjdump -sass`: a segment loop (0x0040-0x0200) re-entered at 0x0060, around a tile
@@ -59,3 +61,13 @@ def test_cubins_are_found_inside_a_host_object():
     cuda, host = elf(190, b"sass!" * 10), elf(62, b"x86")
     blob = host + b"padding" + cuda + b"tail"
     assert sass.cubins_of(blob) == [cuda]
+
+
+def test_command_line_asks_for_an_existing_object(capsys):
+    """`python -m mlagen.sass` explains itself with --help and refuses a missing file before disassembling."""
+    with pytest.raises(SystemExit) as help_exit:
+        sass.main(["--help"])
+    assert help_exit.value.code == 0 and "kernel.o" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as missing:
+        sass.main(["/no/such/kernel.o"])
+    assert missing.value.code == 2 and "no such file: /no/such/kernel.o" in capsys.readouterr().err
