@@ -72,3 +72,18 @@ def test_xz_compressed_runs_read_like_plain_ones(tmp_path, capsys):
     broken.write_bytes(b"not xz at all")
     with pytest.raises(SystemExit, match="not an xz file"):
         main([str(broken)])
+
+
+def test_runs_without_flashmla_compare_with_its_h100_table(capsys):
+    """Runs that did not time FlashMLA: the H100 table the bench put beside each default-grid cell is the
+    reference, marked as such (nineteenth session's two default runs)."""
+    runs = sorted((REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "h100-adopted").glob("run*-default.json.xz"))
+    assert len(runs) == 2
+    assert _main()([str(p) for p in runs]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| 128 | 1 | 4096 | 128 |"))
+    assert "| 0.680 (table) |" in row and "**>=**" in row
+    behind = next(line for line in out.splitlines() if line.startswith("| 64 | 2 | 4096 | 128 |"))
+    assert "| 0.680 (table) |" in behind and "**>=**" not in behind
+    assert "mlagen at or above FlashMLA on 0 of 0 cells (FlashMLA timed in the runs)" in out
+    assert "mlagen at or above FlashMLA's H100 table on 21 of 24 cells" in out
