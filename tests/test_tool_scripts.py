@@ -39,3 +39,24 @@ def test_ab_patch_prints_its_usage_without_arguments():
     r = _run("tools/ab_patch.sh")
     assert r.returncode == 2
     assert "bash tools/ab_patch.sh" in r.stdout
+
+
+GRIDS3 = "docs/perf/experiments/2026-12-07s/run-grids3.sh"
+
+
+def test_grids3_asks_for_the_commit_before_any_work(tmp_path):
+    """run-grids3.sh (the next device session's median of three) names the commit sent in its JSON: without
+    MLAGEN_COMMIT it stops at once, before nvidia-smi or a build."""
+    r = _run(GRIDS3, OUT=str(tmp_path / "out"))
+    assert r.returncode != 0 and "name the commit sent" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_grids3_runs_every_bench_grid():
+    import re
+
+    from mlagen.bench import GRIDS
+
+    script = (REPO / GRIDS3).read_text()
+    listed = re.search(r"GRIDS=\$\{GRIDS:-([a-z0-9,]+)\}", script).group(1).split(",")
+    assert sorted(listed) == sorted(GRIDS)
