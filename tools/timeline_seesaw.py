@@ -88,7 +88,7 @@ def patch(template_dir: Path) -> None:
 
 def _warp_any(flag):''')
     s = _rep(s, '''    @cute.jit
-    def qk(self, qk_mma, tSrQ, tSrK, acc_s, pipes, first_state, second_state, buf: cutlass.Constexpr):''', '''    @cute.jit
+    def qk(self, qk_mma, sQ, sK, wtid, acc_s, pipes, first_state, second_state, buf: cutlass.Constexpr):''', '''    @cute.jit
     def stamp(self, tl, field: cutlass.Constexpr):
         """Timeline: clock64 into field ``field`` of pair tl[4]'s record of part tl[1], if the caller is
         the stamping thread (tl[5]) and the pair is in the window."""
@@ -103,7 +103,7 @@ def _warp_any(flag):''')
                     cute.make_tensor(words + idx + 7, cute.make_layout((1,)))[0] = _globaltimer()
 
     @cute.jit
-    def qk(self, qk_mma, tSrQ, tSrK, acc_s, pipes, first_state, second_state, buf: cutlass.Constexpr, tl):''')
+    def qk(self, qk_mma, sQ, sK, wtid, acc_s, pipes, first_state, second_state, buf: cutlass.Constexpr, tl):''')
     s = _rep(s, '''            pipes[2 * buf + grp].consumer_wait(first_state if grp == 0 else second_state)
 ''', '''            pipes[2 * buf + grp].consumer_wait(first_state if grp == 0 else second_state)
             self.stamp(tl, (11 if buf == 0 else 21) + grp)
@@ -185,18 +185,18 @@ def _warp_any(flag):''')
                 pseq += 1
 {% if c.q_tma %}''')
     s = _rep(s, '''               m_block, wtid):
-        self.qk(qk_mma, tSrQ, tSrK, acc_s, pipes, c0a, c0b, 0)
+        self.qk(qk_mma, sQ, sK, wtid, acc_s, pipes, c0a, c0b, 0)
 ''', '''               m_block, wtid, tl):
         self.stamp(tl, 10)
-        self.qk(qk_mma, tSrQ, tSrK, acc_s, pipes, c0a, c0b, 0, tl)
+        self.qk(qk_mma, sQ, sK, wtid, acc_s, pipes, c0a, c0b, 0, tl)
         self.stamp(tl, 13)
 ''')
     s = _rep(s, '''        cute.arch.barrier_arrive(barrier_id=BAR_P0, number_of_threads=CONSUMER_THREADS)
-        self.pv(pv_ss, acc_o, tOrPA, tOrV, 0)
+        self.pv(pv_ss, acc_o, sPA, sVt, wtid, 0)
         # B continues the running max with tile b: move O and the sums to it once P.V is done
         cute.arch.barrier(barrier_id=BAR_S1, number_of_threads=CONSUMER_THREADS)
 ''', '''        cute.arch.barrier_arrive(barrier_id=BAR_P0, number_of_threads=CONSUMER_THREADS)
-        self.pv(pv_ss, acc_o, tOrPA, tOrV, 0)
+        self.pv(pv_ss, acc_o, sPA, sVt, wtid, 0)
         self.stamp(tl, 14)
         # B continues the running max with tile b: move O and the sums to it once P.V is done
         cute.arch.barrier(barrier_id=BAR_S1, number_of_threads=CONSUMER_THREADS)
@@ -211,13 +211,13 @@ def _warp_any(flag):''')
     s = _rep(s, '''        cute.arch.barrier(barrier_id=BAR_P1, number_of_threads=CONSUMER_THREADS)
         if has_b:
             pipes[3].consumer_wait(c1b)   # b's left values and b's P
-            self.pv(pv_ss, acc_o, tOrP1, tOrV, 1)
+            self.pv(pv_ss, acc_o, sP1, sVt, wtid, 1)
             warpgroup.wait_group(0)
 ''', '''        cute.arch.barrier(barrier_id=BAR_P1, number_of_threads=CONSUMER_THREADS)
         self.stamp(tl, 17)
         if has_b:
             pipes[3].consumer_wait(c1b)   # b's left values and b's P
-            self.pv(pv_ss, acc_o, tOrP1, tOrV, 1)
+            self.pv(pv_ss, acc_o, sP1, sVt, wtid, 1)
             warpgroup.wait_group(0)
             self.stamp(tl, 18)
 ''')
@@ -225,10 +225,10 @@ def _warp_any(flag):''')
         tile_b = tile_a + 1''', '''               m_block, wtid, tl):
         tile_b = tile_a + 1''')
     s = _rep(s, '''        if has_b:
-            self.qk(qk_mma, tSrQ, tSrK, acc_s, pipes, c1a, c1b, 1)
+            self.qk(qk_mma, sQ, sK, wtid, acc_s, pipes, c1a, c1b, 1)
 ''', '''        if has_b:
             self.stamp(tl, 20)
-            self.qk(qk_mma, tSrQ, tSrK, acc_s, pipes, c1a, c1b, 1, tl)
+            self.qk(qk_mma, sQ, sK, wtid, acc_s, pipes, c1a, c1b, 1, tl)
             self.stamp(tl, 23)
 ''')
     s = _rep(s, '''        cute.arch.barrier(barrier_id=BAR_S0, number_of_threads=CONSUMER_THREADS)
@@ -236,9 +236,9 @@ def _warp_any(flag):''')
         self.stamp(tl, 24)
         max_log2 = cute.make_rmem_tensor((2,), Float32)''')
     s = _rep(s, '''        pipes[1].consumer_wait(c0b)   # a's right values
-        self.pv(pv_ss, acc_o, tOrPA, tOrV, 0)
+        self.pv(pv_ss, acc_o, sPA, sVt, wtid, 0)
 ''', '''        pipes[1].consumer_wait(c0b)   # a's right values
-        self.pv(pv_ss, acc_o, tOrPA, tOrV, 0)
+        self.pv(pv_ss, acc_o, sPA, sVt, wtid, 0)
         self.stamp(tl, 25)
 ''')
     s = _rep(s, '''            cute.arch.barrier(barrier_id=BAR_B, number_of_threads=WG_THREADS)
@@ -251,10 +251,10 @@ def _warp_any(flag):''')
         self.stamp(tl, 27)
         pipes[1].consumer_release(c0b)
 ''')
-    s = _rep(s, '''            self.pv(pv_ss, acc_o, tOrP1, tOrV, 1)
+    s = _rep(s, '''            self.pv(pv_ss, acc_o, sP1, sVt, wtid, 1)
             warpgroup.wait_group(0)
             pipes[2].consumer_release(c1a)
-''', '''            self.pv(pv_ss, acc_o, tOrP1, tOrV, 1)
+''', '''            self.pv(pv_ss, acc_o, sP1, sVt, wtid, 1)
             warpgroup.wait_group(0)
             self.stamp(tl, 28)
             pipes[2].consumer_release(c1a)
