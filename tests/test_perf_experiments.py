@@ -593,3 +593,32 @@ def test_desc_probe_rewrites_descriptor_adds():
     sunk = probe.sink(loop).splitlines()
     assert sunk.index("\tbar.sync 0;") < sunk.index("\tadd.s32 \t%r5, %r2, 512;") < sunk.index("\t{")
     assert sunk.index("\tbar.sync 0;") < sunk.index("\tmov.b64 \t%rd8, {%r7, %r3};") < sunk.index("\t{")
+
+
+NINETEENTH = REPO / "docs" / "perf" / "experiments" / "2026-12-07s"
+
+
+def test_prepared_headsn_desc_beside_patch(tmp_path, monkeypatch):
+    """headsn-desc-beside.patch (README §6): heads_n's S^T and O^T index their ring chunk through an opaque copy of
+    the slot at every wgmma, for 16-bit and fp8 caches; seesaw kernels are left as they are."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    cells = [dict(h_q=16, s_q=1, cache=None), dict(h_q=32, s_q=1, cache="fp8_e4m3"), dict(h_q=16, s_q=2, cache=None),
+             dict(h_q=128, s_q=1, cache=None)]
+    specs = [cell_spec(dict(page=64, **c)) for c in cells]
+    base = {spec.key: render(spec, plan_for(spec)).source for spec in specs}
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(NINETEENTH / "headsn-desc-beside.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    for spec in specs:
+        plan = plan_for(spec)
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        if plan.schedule == "heads_n":
+            assert "tSrK[None, None, k, _opaque(slot)]" in source and "tOrV[None, None, k, _opaque(slot)]" in source
+            assert "tSrK[None, None, k, slot]" not in source and "tOrV[None, None, k, slot]" not in source
+        else:
+            assert plan.schedule == "seesaw" and _code(source) == _code(base[spec.key]), spec.key
