@@ -1,4 +1,4 @@
-"""Median over several `mlagen bench` JSON runs of the same grid, mlagen beside FlashMLA timed live.
+"""Median over several `mlagen bench` JSON runs of the same grid, mlagen beside FlashMLA (timed live, or its H100 table).
 
     python tools/compare_runs.py docs/perf/h200-final-run{1,2,3}-default.json
 
