@@ -73,6 +73,8 @@ ADOPTED = [
     REPO / "docs" / "perf" / "experiments" / "2026-12-07q" / "merge-online2.patch",
     # seesaw wgmma descriptors beside each wgmma and KV loads EVICT_FIRST (2026-12-07s: commit 40f4d26's diff)
     REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "adopted.patch",
+    # heads_n ring-slot descriptors beside their wgmmas (2026-12-07s/headsn-desc-beside.patch, adopted in 7572482)
+    REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "headsn-desc-beside.patch",
 ]
 
 
@@ -509,8 +511,10 @@ def test_adopted_kv_evict_first(tmp_path):
     assert {"heads_n", "seesaw", "split"} <= schedules
     tdir = _templates_before_1207s(tmp_path / "templates")
     subprocess.run(["patch", "-s", "-p1", "-i", str(ONLINE / "kv-evict-first.patch")], cwd=tdir, check=True)
+    # the templates right after 40f4d26: the later adoptions taken back out
+    after = _templates_before(tmp_path / "after", ADOPTED[2])
     for name in ("_heads_n.py.j2", "_split.py.j2", "_fp8.py.j2", "mla_decode.py.j2"):
-        assert (tdir / "sm90" / name).read_text() == (REPO / "templates" / "sm90" / name).read_text(), name
+        assert (tdir / "sm90" / name).read_text() == (after / "sm90" / name).read_text(), name
 
 
 def test_prepared_merge_few_staged_patch(tmp_path, monkeypatch):
@@ -598,9 +602,10 @@ def test_desc_probe_rewrites_descriptor_adds():
 NINETEENTH = REPO / "docs" / "perf" / "experiments" / "2026-12-07s"
 
 
-def test_prepared_headsn_desc_beside_patch(tmp_path, monkeypatch):
-    """headsn-desc-beside.patch (README §6): heads_n's S^T and O^T index their ring chunk through an opaque copy of
-    the slot at every wgmma, for 16-bit and fp8 caches; seesaw kernels are left as they are."""
+def test_adopted_headsn_desc_beside(tmp_path, monkeypatch):
+    """headsn-desc-beside.patch (README §6; adopted in 7572482 after the H100 A/B, headsn/ab.txt): heads_n's S^T and
+    O^T index their ring chunk through an opaque copy of the slot at every wgmma, for 16-bit and fp8 caches; seesaw
+    kernels render as they did before it."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
@@ -608,17 +613,19 @@ def test_prepared_headsn_desc_beside_patch(tmp_path, monkeypatch):
     cells = [dict(h_q=16, s_q=1, cache=None), dict(h_q=32, s_q=1, cache="fp8_e4m3"), dict(h_q=16, s_q=2, cache=None),
              dict(h_q=128, s_q=1, cache=None)]
     specs = [cell_spec(dict(page=64, **c)) for c in cells]
+    base_dir = _templates_before(tmp_path / "base", ADOPTED[2])
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(base_dir))
     base = {spec.key: render(spec, plan_for(spec)).source for spec in specs}
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
-    subprocess.run(["patch", "-s", "-p1", "-i", str(NINETEENTH / "headsn-desc-beside.patch")], cwd=tdir, check=True)
-    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+    schedules = set()
     for spec in specs:
         plan = plan_for(spec)
         source = render(spec, plan).source
-        compile(source, "kernel.py", "exec")
+        schedules.add(plan.schedule)
         if plan.schedule == "heads_n":
             assert "tSrK[None, None, k, _opaque(slot)]" in source and "tOrV[None, None, k, _opaque(slot)]" in source
             assert "tSrK[None, None, k, slot]" not in source and "tOrV[None, None, k, slot]" not in source
+            assert "tSrK[None, None, k, slot]" in base[spec.key], spec.key
         else:
             assert plan.schedule == "seesaw" and _code(source) == _code(base[spec.key]), spec.key
+    assert schedules == {"heads_n", "seesaw"}
