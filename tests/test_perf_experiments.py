@@ -3,6 +3,7 @@ again) still apply to the checkout's templates, render to valid Python and chang
 they are timed on, so its run-next-7.sh measures what its README says (a patch that no longer applies
 would stop the GPU run; one that changes nothing would time main against itself)."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -629,3 +630,37 @@ def test_adopted_headsn_desc_beside(tmp_path, monkeypatch):
         else:
             assert plan.schedule == "seesaw" and _code(source) == _code(base[spec.key]), spec.key
     assert schedules == {"heads_n", "seesaw"}
+
+
+TWENTIETH = REPO / "docs" / "perf" / "experiments" / "2026-12-07t"
+
+
+def test_prepared_headsn_fp8_vote_patch(tmp_path, monkeypatch):
+    """headsn-fp8-vote.patch (2026-12-07t README §2): heads_n's fp8 converting warps take the fast path on one warp
+    vote per chunk (no branch per row), through the chunk store the seesaw's converters now share; 16-bit kernels
+    render the same code, only the vote helper moved to the module's head."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    cells = [dict(h_q=16, s_q=1, cache="fp8_e4m3"), dict(h_q=32, s_q=1, cache="fp8_e4m3"),
+             dict(h_q=128, s_q=1, cache="fp8_e4m3"), dict(h_q=16, s_q=1, cache=None), dict(h_q=128, s_q=1, cache=None)]
+    specs = [cell_spec(dict(page=64, **c)) for c in cells]
+    base = {spec.key: render(spec, plan_for(spec)).source for spec in specs}
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(TWENTIETH / "headsn-fp8-vote.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    for spec in specs:
+        plan = plan_for(spec)
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        if spec.cache_dtype == "fp8_e4m3":
+            assert source.count("def _store_chunk_rows(") == 1 and source.count("if _warp_any(slow) == 0:") == 1
+            # one converter per schedule calls it
+            assert len(re.findall(r"^ +_store_chunk_rows\(sKw, words, scale_bits, ", source, re.M)) == 1, spec.key
+            assert "_warp_any(slow)" in base[spec.key] or plan.schedule == "heads_n"
+        else:
+            moved = base[spec.key].count("def _warp_any(") == source.count("def _warp_any(")
+            assert moved or plan.schedule == "heads_n", spec.key
+            assert "_store_chunk_rows" not in source
