@@ -636,9 +636,10 @@ TWENTIETH = REPO / "docs" / "perf" / "experiments" / "2026-12-07t"
 
 
 def test_prepared_headsn_fp8_vote_patch(tmp_path, monkeypatch):
-    """headsn-fp8-vote.patch (2026-12-07t README §2): heads_n's fp8 converting warps take the fast path on one warp
-    vote per chunk (no branch per row), through the chunk store the seesaw's converters now share; 16-bit kernels
-    render the same code, only the vote helper moved to the module's head."""
+    """headsn-fp8-vote.patch (2026-12-07t README §2-3; measured x1.011-x1.032 slower, not adopted): heads_n's fp8
+    converting warps take the fast path on one warp vote per chunk (no branch per row), through the chunk store the
+    seesaw's converters then share; 16-bit kernels render the same code, only the vote helper moved to the module's
+    head. It still applies to the templates, so it can be re-run."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
