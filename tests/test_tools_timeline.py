@@ -16,14 +16,25 @@ import timeline_cell  # noqa: E402
 import timeline_patch  # noqa: E402
 
 STREAM = REPO / "docs" / "perf" / "experiments" / "2026-12-04" / "ablate-headsn-stream.patch"
+# adopted in 7572482, after the streaming ablations were written: they apply to the templates without it
+HEADSN_DESC = REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "headsn-desc-beside.patch"
+
+
+def _templates_for_ablations(tdir):
+    """A copy of the templates at ``tdir`` as the heads_n ablations were written against."""
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(HEADSN_DESC)], cwd=tdir, check=True)
+    return tdir
 
 
 def _stamped(tmp_path, with_stream=False):
     tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
     if with_stream:
+        _templates_for_ablations(tdir)
         # outside a repository `git apply` is a plain patch program (and git is there wherever CI cloned)
         subprocess.run(["git", "apply", "-p1", str(STREAM)], cwd=tdir, check=True)
+    else:
+        shutil.copytree(REPO / "templates", tdir)
     timeline_patch.patch(tdir)
     return tdir
 
@@ -99,8 +110,7 @@ def test_fp8ring_ablations_apply_and_render(tmp_path, monkeypatch, name, ring):
     from mlagen.codegen import render
     from mlagen.plan import plan_for
 
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
+    tdir = _templates_for_ablations(tmp_path / "templates")
     subprocess.run(["git", "apply", "-p1", str(FP8RING / name)], cwd=tdir, check=True)
     timeline_patch.patch(tdir)
     monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
