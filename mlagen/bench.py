@@ -14,6 +14,11 @@ Protocol (the FlashMLA reference figures in ``docs/perf/`` were taken the same w
 * floor = max(bytes / copy rate, flops / matmul rate), bytes = q + the latent
   cache actually read + output, flops = 2 b h s_q L (d_qk + d_v);
   ratio = floor / graph_ms (1.0 is the hardware limit).
+
+``--chain N`` (default 1) captures N calls back to back in each graph, over the input sets in turn, and
+reports the graph's time / N: the steady state of a serving loop, where each call's decode kernel follows the
+previous call's merge on the stream (and, launched with PDL, sets up during its tail). The issue's protocol,
+and every committed grid unless its command says otherwise, is one call per graph.
 """
 
 from __future__ import annotations
@@ -283,29 +288,39 @@ class CapturedCalls(list):
     inputs = outs = workspace = None
 
 
-def capture_calls(kernel, inputs, outs, workspace) -> CapturedCalls:
-    """One CUDA graph per input set, each replaying a whole call (warmed up on a side stream first)."""
+def capture_calls(kernel, inputs, outs, workspace, chain: int = 1) -> CapturedCalls:
+    """One CUDA graph per input set, each replaying a whole call (warmed up on a side stream first); with
+    ``chain`` > 1, that many calls back to back, on the input sets in turn from the graph's own."""
     import torch
 
+    if chain < 1:
+        raise ValueError(f"chain = {chain}: must be >= 1")
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     graphs = CapturedCalls()
     graphs.inputs, graphs.outs, graphs.workspace = list(inputs), list(outs), workspace
-    for (q, cache, bt, lens), (out, lse) in zip(inputs, outs):
-        with torch.cuda.stream(side):
+
+    def calls(first):
+        for k in range(chain):
+            (q, cache, bt, lens), (out, lse) = inputs[(first + k) % len(inputs)], outs[(first + k) % len(inputs)]
             kernel(q, cache, bt, lens, out=out, lse=lse, workspace=workspace, validate=False)
+
+    for i in range(len(inputs)):
+        with torch.cuda.stream(side):
+            calls(i)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=side):
-            kernel(q, cache, bt, lens, out=out, lse=lse, workspace=workspace, validate=False)
+            calls(i)
         graphs.append(graph)
     torch.cuda.current_stream().wait_stream(side)
     return graphs
 
 
 def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *, with_torch: bool = False,
-             rep_ms: float = 200, graphs: bool = True, flashmla=None, log=print) -> list[BenchCell]:
+             rep_ms: float = 200, graphs: bool = True, flashmla=None, log=print, chain: int = 1) -> list[BenchCell]:
     """Time ``kernel`` on one grid cell; ``flashmla`` (a :class:`mlagen.flashmla_ref.FlashMLARef`) is
-    timed on the same inputs the same way, after its outputs are checked against ours."""
+    timed on the same inputs the same way, after its outputs are checked against ours. ``chain``: calls per
+    graph replay (see the module's docstring); the graph time is divided by it."""
     import torch
 
     lens = seqlens_for(batch, s_q, s_k)
@@ -335,9 +350,9 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
     telemetry = None if graphs else call_t.summary
     graph_ms, runs = None, []
     if graphs:
-        captured = capture_calls(kernel, inputs, outs, kernel.workspace(batch, s_q, "cuda"))
+        captured = capture_calls(kernel, inputs, outs, kernel.workspace(batch, s_q, "cuda"), chain)
         with Telemetry() as graph_t:
-            runs = time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)
+            runs = [t / chain for t in time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)]
         telemetry = graph_t.summary
         graph_ms = statistics.median(runs)
     ms = graph_ms if graph_ms is not None else call_ms
@@ -350,7 +365,7 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
                        runs_ms=[round(t, 4) for t in runs[:100]], telemetry=_as_dict(telemetry), **common)]
     if flashmla is not None:
         cells.append(_run_flashmla(flashmla, inputs, outs, state, rotate, rep_ms, graphs, nbytes, flops, floor_ms,
-                                   common, log))
+                                   common, log, chain))
         cells[0].flashmla_ratio, cells[0].flashmla_source = cells[-1].ratio, "live"
     if with_torch and spec.cache_dtype != FP8_CACHE:
         q, c, bt, ln = inputs[0]
@@ -367,7 +382,7 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
 FLASHMLA_AGREEMENT_ATOL = 2e-2
 
 
-def _run_flashmla(ref, inputs, ours, state, rotate, rep_ms, graphs, nbytes, flops, floor_ms, common, log):
+def _run_flashmla(ref, inputs, ours, state, rotate, rep_ms, graphs, nbytes, flops, floor_ms, common, log, chain=1):
     """FlashMLA on the inputs ours ran on: outputs poisoned, checked against ours, then timed alike."""
     import torch
 
@@ -392,9 +407,9 @@ def _run_flashmla(ref, inputs, ours, state, rotate, rep_ms, graphs, nbytes, flop
     call_ms = statistics.median(time_fn(call, setup=rotate, rep_ms=rep_ms))
     graph_ms, runs, telemetry = None, [], None
     if graphs:
-        captured = capture_calls(ref, inputs, outs, ws)
+        captured = capture_calls(ref, inputs, outs, ws, chain)
         with Telemetry() as graph_t:
-            runs = time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)
+            runs = [t / chain for t in time_fn(lambda: captured[state["i"]].replay(), setup=rotate, rep_ms=rep_ms)]
         telemetry, graph_ms = graph_t.summary, statistics.median(runs)
     ms = graph_ms if graph_ms is not None else call_ms
     log(f"FlashMLA output agrees with mlagen's (max |diff| {worst:.2e})")
@@ -419,7 +434,7 @@ def flashmla_reference(path: Path | None = None) -> dict:
 
 def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = False, rep_ms: float = 200,
              graphs: bool = True, log=print, plan_overrides: dict | None = None, spec=None, tuned: bool = False,
-             flashmla_lib: str | None = None):
+             flashmla_lib: str | None = None, chain: int = 1):
     """Measure the ceilings, then every cell (dicts of h_q, s_q, s_k and optional batch, page, dtype, max_q).
 
     ``plan_overrides`` pins plan knobs (``plan_for(spec, **plan_overrides)``). ``spec`` benchmarks that
@@ -458,7 +473,7 @@ def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = Fal
             else:
                 log(f"FlashMLA not timed on h={cell['h_q']} s_q={cell['s_q']}: {reason}")
         cells = run_cell(kernel, spec, b, cell["s_q"], cell["s_k"], ceilings, with_torch=with_torch,
-                         rep_ms=rep_ms, graphs=graphs, flashmla=live, log=log)
+                         rep_ms=rep_ms, graphs=graphs, flashmla=live, log=log, chain=chain)
         if tuned:
             from mlagen.dispatch import load_table
             from mlagen.tune import compare_tuned
@@ -585,6 +600,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=128, help="requests per call where the grid does not set it")
     p.add_argument("--torch", action="store_true", help="also time the plain-PyTorch decode")
     p.add_argument("--no-graphs", action="store_true", help="time Python calls only (no CUDA graph replay)")
+    p.add_argument("--chain", type=int, default=1, metavar="N",
+                   help="calls back to back per graph replay, time / N (default 1, the issue's protocol; more: "
+                        "a serving loop's steady state, each decode after the previous call's merge)")
     p.add_argument("--rep-ms", type=float, default=200, help="timing budget per cell and method")
     p.add_argument("--out", default="bench-results", help="folder for the JSON and PNG results")
     p.add_argument("--plan", action="append", default=[], metavar="KNOB=VALUE",
@@ -605,6 +623,10 @@ def run(args: argparse.Namespace) -> int:
     unknown = [g for g in names if g not in GRIDS]
     if unknown:
         raise CLIError(f"unknown grid {unknown[0]!r} (choose from {', '.join(GRIDS)})")
+    if args.chain < 1:
+        raise CLIError(f"--chain {args.chain}: must be 1 or more")
+    if args.chain > 1 and args.no_graphs:
+        raise CLIError("--chain needs the graph replays: drop --no-graphs")
     if args.flashmla:
         from mlagen.flashmla_ref import FlashMLARefError, check_library
 
@@ -638,7 +660,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         ceilings, cells = run_grid(GRIDS[name](), batch=args.batch, with_torch=args.torch, rep_ms=args.rep_ms,
                                    graphs=not args.no_graphs, log=log, plan_overrides=overrides, spec=spec,
-                                   tuned=args.tuned, flashmla_lib=args.flashmla)
+                                   tuned=args.tuned, flashmla_lib=args.flashmla, chain=args.chain)
         summary = flashmla_summary(cells)
         if summary:
             log(summary)
@@ -647,6 +669,7 @@ def run(args: argparse.Namespace) -> int:
         for line in summary_lines(check([asdict(c) for c in cells])):
             log(line)
         meta = gpu_meta(command)
+        meta["calls_per_graph"] = args.chain
         stem = f"{args.name}-{name}" if args.name else name
         paths = save(Path(args.out), stem, ceilings, cells, meta)
         log(f"wrote {', '.join(str(p) for p in paths)}")

@@ -150,3 +150,12 @@ def test_show_does_not_import_torch():
         "assert status == 0; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("argv, message", [(["--chain", "0"], "--chain 0: must be 1 or more"),
+                                           (["--chain", "4", "--no-graphs"], "--chain needs the graph replays")])
+def test_bench_chain_is_checked_before_any_gpu_work(capsys, argv, message):
+    from mlagen.cli import main
+
+    assert main(["bench", *argv]) == 2
+    assert message in capsys.readouterr().err

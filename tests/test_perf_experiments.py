@@ -665,3 +665,30 @@ def test_prepared_headsn_fp8_vote_patch(tmp_path, monkeypatch):
             moved = base[spec.key].count("def _warp_any(") == source.count("def _warp_any(")
             assert moved or plan.schedule == "heads_n", spec.key
             assert "_store_chunk_rows" not in source
+
+
+def test_prepared_decode_pdl_patch(tmp_path, monkeypatch):
+    """decode-pdl.patch (2026-12-07t README §4): every schedule's decode grid launches as a programmatic dependent
+    and waits in griddepcontrol.wait at the top of the work split, before its first global access."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+    from mlagen.variants import kernel_variants
+
+    specs = [cell_spec(dict(h_q=h, s_q=1, page=64, cache=c)) for h in (16, 128) for c in (None, "fp8_e4m3")]
+    specs.append(kernel_variants()["h40_l256r32_p64"])
+    tdir = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", tdir)
+    subprocess.run(["patch", "-s", "-p1", "-i", str(TWENTIETH / "decode-pdl.patch")], cwd=tdir, check=True)
+    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    schedules = set()
+    for spec in specs:
+        plan = plan_for(spec)
+        schedules.add(plan.schedule)
+        source = render(spec, plan).source
+        compile(source, "kernel.py", "exec")
+        decode_launch = source[source.index("class MLADecodeSm90"):source.index("    @cute.kernel")]
+        assert "stream=stream, use_pdl=True," in decode_launch, spec.key
+        find_work = source[source.index("    def find_work("):source.index("    def segment(")]
+        assert find_work.index("cute.arch.griddepcontrol_wait()") < find_work.index("mLens[")
+    assert {"heads_n", "seesaw", "split"} <= schedules

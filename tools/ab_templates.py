@@ -15,6 +15,9 @@ templates (``base``), e.g. ``VARIANTS=early=scratch/ab/v6,ahead=scratch/ab/v20``
 ``AB_PLAN=knob=value,...`` pins plan knobs for every kernel (``plan_for``'s overrides, e.g.
 ``AB_PLAN=schedule=heads_n`` for heads_n's column blocks on more than 32 query rows).
 
+``AB_CHAIN=N`` (default 1) times N calls back to back per graph replay (``mlagen bench --chain``): the
+steady state of a serving loop, where a change to how one call follows the previous one (PDL) shows.
+
 ``AB_NO_CHECK=name,...`` times those variants without the reference check (ablations that drop
 work on purpose, e.g. ``docs/perf/experiments/2026-12-04/ablate-*.patch``).
 
@@ -148,6 +151,7 @@ def main() -> None:
                    "new": (None, os.environ.get("NEW_CACHE", ".gpu-cache"))}
     rep_ms = float(os.environ.get("REP_MS", 30))
     rounds = int(os.environ.get("ROUNDS", 2))
+    chain = int(os.environ.get("AB_CHAIN", 1))
     # variants whose results are wrong by design (ablations that drop work to see what the time
     # depends on): timed, not checked
     no_check = set(filter(None, os.environ.get("AB_NO_CHECK", "").split(",")))
@@ -197,7 +201,7 @@ def main() -> None:
             mhz = {name: [] for name in kernels}
             for _ in range(rounds):
                 for which, kernel in kernels.items():
-                    cell = run_cell(kernel, spec, batch, s_q, s_k, ceilings, rep_ms=rep_ms)[0]
+                    cell = run_cell(kernel, spec, batch, s_q, s_k, ceilings, rep_ms=rep_ms, chain=chain)[0]
                     ms[which].append(cell.graph_ms)
                     if cell.telemetry:
                         mhz[which].append(cell.telemetry["sm_mhz_mean"])
