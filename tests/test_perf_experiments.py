@@ -76,6 +76,8 @@ ADOPTED = [
     REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "adopted.patch",
     # heads_n ring-slot descriptors beside their wgmmas (2026-12-07s/headsn-desc-beside.patch, adopted in 7572482)
     REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "headsn-desc-beside.patch",
+    # the decode grid as a PDL dependent (2026-12-07t/decode-pdl.patch)
+    REPO / "docs" / "perf" / "experiments" / "2026-12-07t" / "decode-pdl.patch",
 ]
 
 
@@ -84,6 +86,13 @@ def _templates_before(dest: Path, adoption: Path) -> Path:
     shutil.copytree(REPO / "templates", dest)
     for patch in reversed(ADOPTED[ADOPTED.index(adoption):]):
         subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(patch)], cwd=dest, check=True)
+    return dest
+
+
+def _templates_without(dest: Path, adoption: Path) -> Path:
+    """A copy of the templates at dest with only ``adoption`` taken back out (the later ones kept)."""
+    shutil.copytree(REPO / "templates", dest)
+    subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(adoption)], cwd=dest, check=True)
     return dest
 
 
@@ -374,10 +383,11 @@ def test_many_pieces_merge_uses_pdl_behind_every_schedule():
         seen.add(plan.schedule)
         source = render(spec, plan).source
         compile(source, "kernel.py", "exec")
-        # the many-pieces merge's two shapes (2026-12-07q), then the few-pieces merge
-        assert _launch_pdl_flags(source) == ["True", "True", "True"], spec.key
-        # the merge waits for the decode grid wherever it may start early
-        assert source.count("cute.arch.griddepcontrol_wait()") == 2
+        # the decode grid (a PDL dependent itself since decode-pdl.patch, 2026-12-07t), then the many-pieces
+        # merge's two shapes (2026-12-07q), then the few-pieces merge
+        assert _launch_pdl_flags(source) == ["True", "True", "True", "True"], spec.key
+        # the merges wait for the decode grid wherever they may start early, the decode grid for its predecessor
+        assert source.count("cute.arch.griddepcontrol_wait()") == 3
         if plan.schedule != "heads_n":
             assert "        if num_parts < 4 * batch:\n            cute.arch.griddepcontrol_launch_dependents()" in source
     assert {"heads_n", "seesaw"} <= seen
@@ -614,7 +624,7 @@ def test_adopted_headsn_desc_beside(tmp_path, monkeypatch):
     cells = [dict(h_q=16, s_q=1, cache=None), dict(h_q=32, s_q=1, cache="fp8_e4m3"), dict(h_q=16, s_q=2, cache=None),
              dict(h_q=128, s_q=1, cache=None)]
     specs = [cell_spec(dict(page=64, **c)) for c in cells]
-    base_dir = _templates_before(tmp_path / "base", ADOPTED[2])
+    base_dir = _templates_without(tmp_path / "base", ADOPTED[2])
     monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(base_dir))
     base = {spec.key: render(spec, plan_for(spec)).source for spec in specs}
     monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
@@ -667,9 +677,10 @@ def test_prepared_headsn_fp8_vote_patch(tmp_path, monkeypatch):
             assert "_store_chunk_rows" not in source
 
 
-def test_prepared_decode_pdl_patch(tmp_path, monkeypatch):
-    """decode-pdl.patch (2026-12-07t README §4): every schedule's decode grid launches as a programmatic dependent
-    and waits in griddepcontrol.wait at the top of the work split, before its first global access."""
+def test_adopted_decode_pdl(tmp_path, monkeypatch):
+    """decode-pdl.patch (2026-12-07t README §4; adopted after its H100 A/B with four calls per graph): every
+    schedule's decode grid launches as a programmatic dependent and waits in griddepcontrol.wait at the top of the
+    work split, before its first global access; the templates before it had neither."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
@@ -677,18 +688,21 @@ def test_prepared_decode_pdl_patch(tmp_path, monkeypatch):
 
     specs = [cell_spec(dict(h_q=h, s_q=1, page=64, cache=c)) for h in (16, 128) for c in (None, "fp8_e4m3")]
     specs.append(kernel_variants()["h40_l256r32_p64"])
-    tdir = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", tdir)
-    subprocess.run(["patch", "-s", "-p1", "-i", str(TWENTIETH / "decode-pdl.patch")], cwd=tdir, check=True)
-    monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+    before = _templates_before(tmp_path / "before", ADOPTED[3])
     schedules = set()
     for spec in specs:
         plan = plan_for(spec)
         schedules.add(plan.schedule)
-        source = render(spec, plan).source
-        compile(source, "kernel.py", "exec")
-        decode_launch = source[source.index("class MLADecodeSm90"):source.index("    @cute.kernel")]
-        assert "stream=stream, use_pdl=True," in decode_launch, spec.key
-        find_work = source[source.index("    def find_work("):source.index("    def segment(")]
-        assert find_work.index("cute.arch.griddepcontrol_wait()") < find_work.index("mLens[")
+        for tdir, adopted in ((None, True), (before, False)):
+            if tdir is None:
+                monkeypatch.delenv("MLAGEN_TEMPLATE_DIR", raising=False)
+            else:
+                monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(tdir))
+            source = render(spec, plan).source
+            decode_launch = source[source.index("class MLADecodeSm90"):source.index("    @cute.kernel")]
+            assert ("stream=stream, use_pdl=True," in decode_launch) == adopted, spec.key
+            find_work = source[source.index("    def find_work("):source.index("    def segment(")]
+            assert ("cute.arch.griddepcontrol_wait()" in find_work) == adopted, spec.key
+            if adopted:
+                assert find_work.index("cute.arch.griddepcontrol_wait()") < find_work.index("mLens[")
     assert {"heads_n", "seesaw", "split"} <= schedules
