@@ -249,6 +249,56 @@ def test_cuda_graph_replay_matches_eager():
     assert_close_mla(out, lse, ref_out, ref_lse, context=b.describe())
 
 
+@pytest.mark.parametrize("name", ["h16_p64_bf16", "h128_p64_bf16", "h16_p16_q2_causal_fp8", "h128_p64_fp8"])
+def test_back_to_back_calls_share_the_workspace(name):
+    """Calls queued back to back on one stream, sharing one split workspace, eagerly and captured in one graph:
+    each decode grid is a programmatic dependent (PDL) of the previous call's merge, which may still be reading
+    the partials the next decode writes; every output must match its own reference."""
+    kernel = kernel_for(name)
+    spec = VARIANTS[name]
+    s_q = min(spec.max_q, 2)
+    problems = [make_problem(spec, batch=2, seqlens=lens, s_q=s_q, seed=seed, device="cuda")
+                for seed, lens in ((31, [9000, 1500]), (32, [300, 12000]), (33, [0, 7000]))]
+    ws = kernel.workspace(2, s_q, "cuda")
+
+    def outputs():
+        return [(torch.full((2, s_q, spec.q_heads, spec.d_v), float("nan"), dtype=p.q.dtype, device="cuda"),
+                 torch.full((2, spec.q_heads, s_q), float("nan"), dtype=torch.float32, device="cuda") if spec.lse
+                 else None) for p in problems]
+
+    def call_all(outs):
+        for p, (out, lse) in zip(problems, outs):
+            kernel(p.q, p.kv_cache, p.block_table, p.cache_seqlens, out=out, lse=lse, workspace=ws, validate=False)
+
+    def check(outs):
+        for p, (out, lse) in zip(problems, outs):
+            ref_out, ref_lse = p.reference(torch.float32)
+            assert_close_mla(out, lse, ref_out, ref_lse if spec.lse else None, context=p.describe())
+
+    eager = outputs()
+    for _ in range(3):
+        call_all(eager)
+    torch.cuda.synchronize()
+    check(eager)
+    captured = outputs()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up outside the capture
+        call_all(captured)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call_all(captured)
+    for _ in range(3):
+        for out, lse in captured:
+            out.fill_(float("nan"))
+            if lse is not None:
+                lse.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        check(captured)
+
+
 def test_bad_inputs_raise_before_launch():
     name = "h16_p64_bf16"
     kernel = kernel_for(name)
