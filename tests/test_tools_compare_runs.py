@@ -87,3 +87,17 @@ def test_runs_without_flashmla_compare_with_its_h100_table(capsys):
     assert "| 0.680 (table) |" in behind and "**>=**" not in behind
     assert "mlagen at or above FlashMLA on 0 of 0 cells (FlashMLA timed in the runs)" in out
     assert "mlagen at or above FlashMLA's H100 table on 21 of 24 cells" in out
+
+
+def test_runs_of_different_calls_per_graph_are_refused(tmp_path, capsys):
+    """`mlagen bench --chain N` writes calls_per_graph into the meta; older runs (none) count as one call."""
+    chained = []
+    for i, p in enumerate(RUNS[:2]):
+        run = json.loads(p.read_text())
+        run["meta"]["calls_per_graph"] = 4
+        chained.append(tmp_path / f"chain{i}.json")
+        chained[-1].write_text(json.dumps(run))
+    assert _main()([str(p) for p in chained]) == 0
+    assert "2 runs, 4 calls per graph" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="different calls per graph"):
+        _main()([str(RUNS[2]), str(chained[0])])

@@ -46,6 +46,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("runs", nargs="+", help="mlagen bench JSON files of the same grid")
     paths = ap.parse_args(argv).runs
     runs = load_runs(paths)
+    # runs without the field came before `mlagen bench --chain`: one call per graph
+    chains = sorted({r["meta"].get("calls_per_graph", 1) for r in runs})
+    if len(chains) > 1:
+        raise SystemExit(f"compare_runs: the runs were timed with different calls per graph ({chains}, "
+                         "`mlagen bench --chain`): their medians would mix two protocols")
     ours, theirs, plans, table = defaultdict(list), defaultdict(list), {}, {}
     for run in runs:
         for c in run["cells"]:
@@ -61,7 +66,8 @@ def main(argv: list[str]) -> int:
     ceilings = [(r["ceilings"]["copy_gbps"], r["ceilings"]["matmul_tflops"]) for r in runs]
     sources = sorted({(r["meta"].get("gpu", "?"), str(r["meta"].get("commit", "?"))) for r in runs})
     origin = "; ".join(f"{gpu}, commit {commit}" for gpu, commit in sources)
-    print(f"{origin}, {len(runs)} runs; ceilings (GB/s, TFLOP/s): {ceilings}")
+    chain = f", {chains[0]} calls per graph" if chains[0] != 1 else ""
+    print(f"{origin}, {len(runs)} runs{chain}; ceilings (GB/s, TFLOP/s): {ceilings}")
     if len({gpu for gpu, _ in sources}) > 1:
         print("warning: the runs come from different GPU models; their medians mix them")
     print("| h_q | s_q | s_k | batch | plan | mlagen | FlashMLA | mlagen runs | FlashMLA runs |")
