@@ -302,7 +302,8 @@ def capture_calls(kernel, inputs, outs, workspace, chain: int = 1) -> CapturedCa
 
     def calls(first):
         for k in range(chain):
-            (q, cache, bt, lens), (out, lse) = inputs[(first + k) % len(inputs)], outs[(first + k) % len(inputs)]
+            j = (first + k) % len(inputs)
+            (q, cache, bt, lens), (out, lse) = inputs[j], outs[j]
             kernel(q, cache, bt, lens, out=out, lse=lse, workspace=workspace, validate=False)
 
     for i in range(len(inputs)):

@@ -78,6 +78,8 @@ ADOPTED = [
     REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "headsn-desc-beside.patch",
     # the decode grid as a PDL dependent (2026-12-07t/decode-pdl.patch)
     REPO / "docs" / "perf" / "experiments" / "2026-12-07t" / "decode-pdl.patch",
+    # the opaque-value helper shared by the seesaw and heads_n (2026-12-07t/opaque-shared.patch; same SASS)
+    REPO / "docs" / "perf" / "experiments" / "2026-12-07t" / "opaque-shared.patch",
 ]
 
 
@@ -86,13 +88,6 @@ def _templates_before(dest: Path, adoption: Path) -> Path:
     shutil.copytree(REPO / "templates", dest)
     for patch in reversed(ADOPTED[ADOPTED.index(adoption):]):
         subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(patch)], cwd=dest, check=True)
-    return dest
-
-
-def _templates_without(dest: Path, adoption: Path) -> Path:
-    """A copy of the templates at dest with only ``adoption`` taken back out (the later ones kept)."""
-    shutil.copytree(REPO / "templates", dest)
-    subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(adoption)], cwd=dest, check=True)
     return dest
 
 
@@ -615,8 +610,8 @@ NINETEENTH = REPO / "docs" / "perf" / "experiments" / "2026-12-07s"
 
 def test_adopted_headsn_desc_beside(tmp_path, monkeypatch):
     """headsn-desc-beside.patch (README §6; adopted in 7572482 after the H100 A/B, headsn/ab.txt): heads_n's S^T and
-    O^T index their ring chunk through an opaque copy of the slot at every wgmma, for 16-bit and fp8 caches; seesaw
-    kernels render as they did before it."""
+    O^T index their ring chunk through an opaque copy of the slot at every wgmma, for 16-bit and fp8 caches; the
+    patch touches heads_n's template only, which seesaw kernels do not include."""
     from mlagen.bench import cell_spec
     from mlagen.codegen import render
     from mlagen.plan import plan_for
@@ -624,7 +619,10 @@ def test_adopted_headsn_desc_beside(tmp_path, monkeypatch):
     cells = [dict(h_q=16, s_q=1, cache=None), dict(h_q=32, s_q=1, cache="fp8_e4m3"), dict(h_q=16, s_q=2, cache=None),
              dict(h_q=128, s_q=1, cache=None)]
     specs = [cell_spec(dict(page=64, **c)) for c in cells]
-    base_dir = _templates_without(tmp_path / "base", ADOPTED[2])
+    patch = ADOPTED[2]
+    assert {line.split()[1] for line in patch.read_text().splitlines() if line.startswith("+++ ")} == \
+        {"b/sm90/_heads_n.py.j2"}
+    base_dir = _templates_before(tmp_path / "base", patch)
     monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(base_dir))
     base = {spec.key: render(spec, plan_for(spec)).source for spec in specs}
     monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
@@ -638,8 +636,31 @@ def test_adopted_headsn_desc_beside(tmp_path, monkeypatch):
             assert "tSrK[None, None, k, slot]" not in source and "tOrV[None, None, k, slot]" not in source
             assert "tSrK[None, None, k, slot]" in base[spec.key], spec.key
         else:
-            assert plan.schedule == "seesaw" and _code(source) == _code(base[spec.key]), spec.key
+            assert plan.schedule == "seesaw" and "ring_slot" not in source, spec.key
     assert schedules == {"heads_n", "seesaw"}
+
+
+def test_adopted_opaque_shared(tmp_path, monkeypatch):
+    """opaque-shared.patch (2026-12-07t; the same SASS for the seesaw h_q 128 and heads_n fp8 h_q 32 kernels): one
+    ``_opaque`` helper in mla_decode.py.j2 serves heads_n's ring slots and the seesaw's zero offsets; before it each
+    schedule carried its own copy of the asm."""
+    from mlagen.bench import cell_spec
+    from mlagen.codegen import render
+    from mlagen.plan import plan_for
+
+    asm = '"mov.b32 $0, $1;", "=r,r", has_side_effects=True'
+    specs = [cell_spec(dict(h_q=h, s_q=1, page=64, cache=c)) for h in (16, 128) for c in (None, "fp8_e4m3")]
+    before = _templates_before(tmp_path / "before", ADOPTED[4])
+    for spec in specs:
+        plan = plan_for(spec)
+        source = render(spec, plan).source
+        assert source.count("def _opaque(") == 1 and source.count(asm) == 1, spec.key
+        if plan.schedule == "seesaw":
+            assert "return cute.assume(_opaque(0), divby=align_elems)" in source
+        monkeypatch.setenv("MLAGEN_TEMPLATE_DIR", str(before))
+        old = render(spec, plan).source
+        monkeypatch.delenv("MLAGEN_TEMPLATE_DIR")
+        assert old.count(asm) == 1 and ("def _opaque(" in old) == (plan.schedule == "heads_n"), spec.key
 
 
 TWENTIETH = REPO / "docs" / "perf" / "experiments" / "2026-12-07t"

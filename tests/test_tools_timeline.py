@@ -16,14 +16,16 @@ import timeline_cell  # noqa: E402
 import timeline_patch  # noqa: E402
 
 STREAM = REPO / "docs" / "perf" / "experiments" / "2026-12-04" / "ablate-headsn-stream.patch"
-# adopted in 7572482, after the streaming ablations were written: they apply to the templates without it
-HEADSN_DESC = REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "headsn-desc-beside.patch"
+# adopted after the streaming ablations were written, newest first: they apply to the templates without these
+LATER_HEADS_N_ADOPTIONS = [REPO / "docs" / "perf" / "experiments" / "2026-12-07t" / "opaque-shared.patch",
+                           REPO / "docs" / "perf" / "experiments" / "2026-12-07s" / "headsn-desc-beside.patch"]
 
 
 def _templates_for_ablations(tdir):
     """A copy of the templates at ``tdir`` as the heads_n ablations were written against."""
     shutil.copytree(REPO / "templates", tdir)
-    subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(HEADSN_DESC)], cwd=tdir, check=True)
+    for patch in LATER_HEADS_N_ADOPTIONS:
+        subprocess.run(["patch", "-s", "-R", "-p1", "-i", str(patch)], cwd=tdir, check=True)
     return tdir
 
 
