@@ -53,7 +53,10 @@ A plan fixes every compile-time knob of the generated decode kernel:
   head. The m-blocks of a (KV head, part) read the same KV tiles; with ``cluster=2``
   each CTA of a pair issues half of every tile's TMA boxes and multicasts them to
   both, and frees a buffer on both CTAs' barriers, so the pair reads each tile from
-  L2 once and issues half the loads. It needs an even number of m-blocks for every
+  L2 once and issues half the loads. Over an fp8 cache each CTA loads and converts
+  half of every tile's latent chunks and stores their 16-bit values into both CTAs'
+  buffers (distributed shared memory), so each tile is converted once, not once per
+  m-block. It needs an even number of m-blocks for every
   ``s_q``: ``heads_per_kv`` a multiple of 128 (two 64-row m-blocks per query token).
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
@@ -315,8 +318,12 @@ def cluster_unsupported(spec: MLASpec, plan: KernelPlan) -> str | None:
     """``None`` if ``plan.cluster`` CTAs can share their KV loads for ``spec``, else why not."""
     if plan.schedule != "seesaw":
         return f"cluster = {plan.cluster}: only the 'seesaw' schedule shares KV tiles across a cluster"
-    if spec.cache_dtype == FP8_CACHE:
-        return f"cluster = {plan.cluster}: the seesaw over an fp8_e4m3 cache does not share its loads across a cluster"
+    if spec.cache_dtype == FP8_CACHE and spec.latent % (128 * plan.cluster):
+        # each CTA converts the latent chunks of its rank's parity in every 4-chunk group of a tile
+        return (
+            f"cluster = {plan.cluster} over an fp8_e4m3 cache splits each half tile's latent 64-column chunks "
+            f"between the CTAs: needs latent a multiple of {128 * plan.cluster} (got {spec.latent})"
+        )
     rows_per_token = spec.heads_per_kv
     if rows_per_token % (WGMMA_M * plan.cluster):
         # the grid's m-blocks, ceil(s_q * heads_per_kv / 64), must split into whole clusters for every s_q
@@ -681,6 +688,9 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
             return plan_for(spec, device, schedule="seesaw", **overrides)
         except PlanError:
             return split  # a pinned knob or the spec rules the seesaw out
+    if overrides.get("cluster", 1) > 1 and "schedule" not in overrides:
+        # only the seesaw shares a KV tile between m-blocks (over fp8: its conversion, too)
+        return plan_for(spec, device, schedule="seesaw", **{"consumer_wgs": 2, **overrides})
     if heads_n_default(spec) and "consumer_wgs" not in overrides:
         # few query rows per KV head: on N they waste no MMA rows, and the dequantizers get seven
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)

@@ -8,7 +8,8 @@ every spec file, one and two MMA warpgroups, RoPE placement and LSE on/off,
 and the fp8_e4m3 cache (bf16 and fp16 queries, pages of 1 to 128 tokens, two
 KV heads, no RoPE, query rows per KV head from 8 to 128: the split, heads_n and
 seesaw schedules; MLAGEN_TEST_PLAN=schedule=split runs the heads_n shapes on the
-split schedule too). ``plan_variants`` adds plans the planner does not choose: cluster=2, the
+split schedule too). ``plan_variants`` adds plans the planner does not choose: cluster=2 (over
+16-bit and fp8 caches), the
 M-side schedules for the few-row shapes that take heads_n by default, heads_n in column blocks,
 heads_n's other number of MMA warpgroups, and the seesaw over fp8 caches.
 Hypothesis then draws problems (batch, lengths, s_q, seeds) for them.
@@ -68,6 +69,10 @@ def kernel_variants() -> dict[str, MLASpec]:
         "h16_p32_q3_causal_fp16_fp8": MLASpec(q_heads=16, page=32, max_q=3, causal=True, dtype="fp16",
                                               cache_dtype="fp8_e4m3"),
         "h40_p64_q2_causal_fp8": MLASpec(q_heads=40, max_q=2, causal=True, cache_dtype="fp8_e4m3"),
+        # fp8 with 128 rows per KV head and up to four m-blocks (fp16 queries, two causal tokens, 128-token
+        # pages): the seesaw, and with cluster=2 (plan_variants) two clusters per KV head and part
+        "h128_p128_q2_causal_fp16_fp8": MLASpec(q_heads=128, page=128, max_q=2, causal=True, dtype="fp16",
+                                                cache_dtype="fp8_e4m3"),
     }
     return v
 
@@ -85,6 +90,9 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
         "h128_p64_bf16_cluster2": ("h128_p64_bf16", {"cluster": 2}),
         "h128_p64_q2_causal_cluster2": ("h128_p64_q2_causal", {"cluster": 2}),
         "h128_p128_fp16_cluster2": ("h128_p128_fp16", {"cluster": 2}),
+        # over an fp8 cache each CTA of the pair converts half of every tile into both CTAs' buffers
+        "h128_p64_fp8_cluster2": ("h128_p64_fp8", {"cluster": 2}),
+        "h128_p128_q2_causal_fp16_fp8_cluster2": ("h128_p128_q2_causal_fp16_fp8", {"cluster": 2}),
         # few query rows per KV head over a 16-bit cache take heads_n (query rows on N) by default:
         # the M-side schedule they had before stays covered (N = 16, 32 padded from 24, 16 with 8 real;
         # RoPE first with Q loaded without TMA; 16-token pages)

@@ -16,6 +16,7 @@ from mlagen.plan import (
     PlanError,
     UnsupportedSpecError,
     check_plan,
+    cluster_unsupported,
     consumer_registers,
     launch_registers,
     heads_n_default_wgs,
@@ -325,7 +326,6 @@ def test_fp8_seesaw_converts_chunks_in_place():
     assert smem_bytes(spec, plan) == smem_bytes(SPEC_FILES["deepseek_v3.py"], plan_for(SPEC_FILES["deepseek_v3.py"]))
     for knobs, words in [
         (dict(raw_stages=2), "no packed-row pipeline"),
-        (dict(cluster=2), "does not share its loads across a cluster"),
         (dict(producer_regs=72, consumer_regs=216), r"must be one of \[\(56, 224\)\]"),
         (dict(stages=3), "needs consumer_wgs=2, block_n=64, stages=2"),
     ]:
@@ -340,6 +340,23 @@ def test_fp8_seesaw_converts_chunks_in_place():
     with pytest.raises(PlanError, match="page 4 < 8"):
         plan_for(spec.replace(page=4), schedule="seesaw")
     assert plan_for(spec.replace(page=8), schedule="seesaw").schedule == "seesaw"
+
+
+def test_fp8_seesaw_pairs_share_their_conversion():
+    """cluster=2 over an fp8 cache: each CTA of an m-block pair converts half of every tile's latent chunks
+    (those of its rank's parity in each 4-chunk group) into both CTAs' buffers. The planner takes the seesaw
+    for it, with the unpaired plan's shared memory; latent widths that do not split evenly are refused."""
+    spec = SPEC_FILES["deepseek_v3_fp8.py"]
+    paired = plan_for(spec, cluster=2)
+    assert (paired.schedule, paired.cluster, paired.consumer_wgs) == ("seesaw", 2, 2)
+    assert smem_bytes(spec, paired) == smem_bytes(spec, plan_for(spec, schedule="seesaw"))
+    # (a guard: every fp8 latent whose token row TMA can load is a multiple of 512)
+    assert "needs latent a multiple of 256" in cluster_unsupported(spec.replace(latent=384), paired)
+    # 64 query rows per KV head give one m-block at s_q = 1: no pair
+    with pytest.raises(PlanError, match="heads_per_kv a multiple of 128"):
+        plan_for(spec.replace(q_heads=64), cluster=2)
+    with pytest.raises(PlanError, match="only the 'seesaw' schedule"):
+        check_plan(spec, dataclasses.replace(plan_for(spec, schedule="heads_n"), cluster=2))
 
 
 def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
@@ -371,7 +388,8 @@ def test_fp8_cache_plans_dequantize_into_half_tile_buffers():
     plans = search_space(spec)
     split = [p for p in plans if p.schedule == "split"]
     assert split and all(p.stages >= 2 and p.raw_stages >= 1 and p.block_n == 64 for p in split)
-    assert [p for p in plans if p.schedule == "seesaw"] == [plan_for(spec, schedule="seesaw")]
+    # the seesaw, alone and in m-block pairs sharing each tile's conversion (128 query rows per KV head)
+    assert [p for p in plans if p.schedule == "seesaw"] == [plan_for(spec, schedule="seesaw"), plan_for(spec, cluster=2)]
     assert plan in plans
     # and the heads_n plans in column blocks of 32 query rows (a tuning candidate), or 64 on two MMA
     # warpgroups (the default)
