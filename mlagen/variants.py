@@ -45,6 +45,10 @@ def kernel_variants() -> dict[str, MLASpec]:
         "h64_kv2_p4_q2_causal_fp16": MLASpec(q_heads=64, kv_heads=2, page=4, max_q=2, causal=True, dtype="fp16"),
         # fp8_e4m3 latent cache (packed rows, dequantized in the kernel)
         "h128_p64_fp8": MLASpec(q_heads=128, cache_dtype="fp8_e4m3"),
+        # fp8 with 128 rows per KV head and up to four m-blocks (fp16 queries, two causal tokens, 128-token
+        # pages): the seesaw, and with cluster=2 (plan_variants) two clusters per KV head and part
+        "h128_p128_q2_causal_fp16_fp8": MLASpec(q_heads=128, page=128, max_q=2, causal=True, dtype="fp16",
+                                                cache_dtype="fp8_e4m3"),
         "h16_p16_q2_causal_fp8": MLASpec(q_heads=16, page=16, max_q=2, causal=True, cache_dtype="fp8_e4m3"),
         "h64_p1_fp16_fp8": MLASpec(q_heads=64, page=1, dtype="fp16", cache_dtype="fp8_e4m3"),
         "h32_kv2_p128_q4_causal_fp8": MLASpec(q_heads=32, kv_heads=2, page=128, max_q=4, causal=True,
@@ -69,10 +73,6 @@ def kernel_variants() -> dict[str, MLASpec]:
         "h16_p32_q3_causal_fp16_fp8": MLASpec(q_heads=16, page=32, max_q=3, causal=True, dtype="fp16",
                                               cache_dtype="fp8_e4m3"),
         "h40_p64_q2_causal_fp8": MLASpec(q_heads=40, max_q=2, causal=True, cache_dtype="fp8_e4m3"),
-        # fp8 with 128 rows per KV head and up to four m-blocks (fp16 queries, two causal tokens, 128-token
-        # pages): the seesaw, and with cluster=2 (plan_variants) two clusters per KV head and part
-        "h128_p128_q2_causal_fp16_fp8": MLASpec(q_heads=128, page=128, max_q=2, causal=True, dtype="fp16",
-                                                cache_dtype="fp8_e4m3"),
     }
     return v
 

@@ -191,6 +191,24 @@ def test_fp8_seesaw_compiles(kernel_cache):
     assert "def convert_chunk(" in (result.entry_dir / "kernel.py").read_text()
 
 
+def test_fp8_seesaw_pair_compiles(kernel_cache):
+    """The fp8 seesaw over a 2-CTA cluster (cluster=2, a tuning candidate): each CTA loads and converts half of
+    every tile's latent chunks and sends each converted chunk to the peer as one bulk copy completing on the
+    peer's barrier (no per-value remote stores, no cluster-scope fence); the MMA warpgroups as unpaired."""
+    spec = TO_BUILD["deepseek_v3_fp8"]
+    plan = plan_for(spec, cluster=2)
+    result = build(spec, plan, cache_dir=str(kernel_cache))
+    meta = assert_entry_valid(result.entry_dir, result.identity)
+    assert meta["instructions"]["wgmma"] == 88 and meta["ptxas"]["serialized"] == []
+    ptx = result.ptx_path.read_text()
+    assert ptx.count("cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes") == 1
+    assert "st.async" not in ptx and "st.shared::cluster" not in ptx
+    assert "mbarrier.try_wait.parity.acquire.cluster" in ptx
+    reports = mma_loops(result.object_path)
+    assert reports and not [r.describe() for r in reports if r.local_memory]
+    assert not [r.describe() for r in reports if r.counts.get("MEMBAR", 0)]
+
+
 def test_ptxas_report_catches_serialisation(tmp_path, monkeypatch):
     """The check above can fail: a ptxas that reports serialised wgmmas is caught, with its codes."""
     fake = tmp_path / "ptxas"

@@ -80,6 +80,8 @@ ADOPTED = [
     REPO / "docs" / "perf" / "experiments" / "2026-12-07t" / "decode-pdl.patch",
     # the opaque-value helper shared by the seesaw and heads_n (2026-12-07t/opaque-shared.patch; same SASS)
     REPO / "docs" / "perf" / "experiments" / "2026-12-07t" / "opaque-shared.patch",
+    # the fp8 seesaw over a 2-CTA cluster, a plan variant (2026-12-07u/fp8-cluster.patch; cluster=1 kernels unchanged)
+    REPO / "docs" / "perf" / "experiments" / "2026-12-07u" / "fp8-cluster.patch",
 ]
 
 
