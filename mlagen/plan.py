@@ -416,6 +416,14 @@ def fp8_seesaw_default(spec: MLASpec) -> bool:
             and spec.max_q * spec.heads_per_kv > HEADS_N_MAX_COLS)
 
 
+def fp8_pair_default(spec: MLASpec) -> bool:
+    """Whether the planner pairs the fp8 seesaw's m-blocks in 2-CTA clusters (``cluster=2``: each CTA converts
+    half of every tile into both CTAs' buffers): wherever it can, i.e. 128 query rows per KV head or a multiple.
+    H100, same-run sweeps at h_q 128 (s_q 1 and 2, 4k and 16k, batch 128): 0.837-0.876x the unpaired seesaw's
+    time (docs/perf/experiments/2026-12-07u)."""
+    return fp8_seesaw_default(spec) and cluster_unsupported(spec, KernelPlan(schedule="seesaw", cluster=2)) is None
+
+
 def heads_n_default_wgs(spec: MLASpec) -> int:
     """MMA warpgroups of the planner's heads_n plan: two splitting the query rows where they make 16
     or more each (a multiple of 32) over a 16-bit cache, since each then overlaps its softmax with the
@@ -660,7 +668,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
       against the seesaw).
     - any cache with at most 32 query rows per KV head (``heads_n_unsupported``): the heads_n
       schedule, query rows on wgmma's N (for 16-bit caches measured on the H200: faster from 8k
-      tokens on, 3% slower at 4k); fp8 caches with more rows the seesaw (``fp8_seesaw_default``),
+      tokens on, 3% slower at 4k); fp8 caches with more rows the seesaw (``fp8_seesaw_default``), in
+      m-block pairs sharing each tile's conversion where the rows make whole pairs (``fp8_pair_default``),
       else heads_n on two MMA warpgroups of 32 columns (``heads_n_wide_default``), else the split
       schedule.
 
@@ -696,8 +705,14 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
         overrides.setdefault("schedule", "heads_n")
     elif "schedule" not in overrides and overrides.get("consumer_wgs", 2) == 2:
-        # fp8 with more rows: the seesaw, converting in place; else 64 per CTA on two MMA warpgroups
-        # (1.01-1.06x the split schedule); else the split schedule
+        # fp8 with more rows: the seesaw, converting in place (in m-block pairs sharing the conversion where
+        # the rows make whole pairs); else 64 per CTA on two MMA warpgroups (1.01-1.06x the split schedule);
+        # else the split schedule
+        if fp8_pair_default(spec) and "cluster" not in overrides:
+            try:
+                return plan_for(spec, device, **{**overrides, "schedule": "seesaw", "consumer_wgs": 2, "cluster": 2})
+            except PlanError:
+                pass  # a pinned knob rules it out
         for default, schedule in ((fp8_seesaw_default, "seesaw"), (heads_n_wide_default, "heads_n")):
             if default(spec) and overrides.get("cluster", 1) == 1:
                 try:
