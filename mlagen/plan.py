@@ -679,8 +679,11 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     if why:
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
     overrides = dict(overrides)
+    if overrides.get("cluster", 1) > 1 and "schedule" not in overrides:
+        # only the seesaw shares a KV tile between m-blocks (over fp8: its conversion, too)
+        return plan_for(spec, device, schedule="seesaw", **{"consumer_wgs": 2, **overrides})
     if spec.cache_dtype != FP8_CACHE and "schedule" not in overrides:
-        if heads_n_default(spec) and overrides.get("cluster", 1) == 1:
+        if heads_n_default(spec):
             # few query rows per KV head: on N they waste no MMA rows, so the tensor cores draw less
             # power and the clock holds (H200, h_q 16: 0.60 vs 0.67-0.75 ms at 16k, 0.33 vs 0.35 ms at
             # 8k, 0.194 vs 0.187 ms at 4k; docs/perf/README.md)
@@ -688,8 +691,6 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
                 return plan_for(spec, device, schedule="heads_n", **overrides)
             except PlanError:
                 pass  # a pinned knob rules it out
-        if overrides.get("cluster", 1) > 1:
-            return plan_for(spec, device, schedule="seesaw", **overrides)  # only the seesaw shares loads
         split = plan_for(spec, device, schedule="split", **overrides)
         if split.stages > 2:
             return split
@@ -697,9 +698,6 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
             return plan_for(spec, device, schedule="seesaw", **overrides)
         except PlanError:
             return split  # a pinned knob or the spec rules the seesaw out
-    if overrides.get("cluster", 1) > 1 and "schedule" not in overrides:
-        # only the seesaw shares a KV tile between m-blocks (over fp8: its conversion, too)
-        return plan_for(spec, device, schedule="seesaw", **{"consumer_wgs": 2, **overrides})
     if heads_n_default(spec) and "consumer_wgs" not in overrides:
         # few query rows per KV head: on N they waste no MMA rows, and the dequantizers get seven
         # warps (1.3-1.5x faster than the split schedule on the H100, docs/perf/README.md)
