@@ -462,7 +462,8 @@ def run_grid(cells_spec: list[dict], *, batch: int = 128, with_torch: bool = Fal
             spec = fixed_spec
         else:
             spec = cell_spec(cell)
-        kernel = mlagen.jit.compile(spec, plan_for(spec, **(plan_overrides or {})))
+        # the plan a call of the cell's s_q runs (mlagen.compile dispatches on s_q where the plans differ)
+        kernel = mlagen.jit.compile(spec, plan_for(spec, s_q=cell["s_q"], **(plan_overrides or {})))
         b = cell.get("batch", batch)
         live = None
         if flashmla_lib:

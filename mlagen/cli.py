@@ -269,7 +269,7 @@ def _build_run(args: argparse.Namespace) -> int:
     from mlagen.codegen import render, write_generated
     from mlagen.device import H100_SXM
     from mlagen.jit import build, cache_root
-    from mlagen.plan import PlanError, consumer_registers, plan_for, smem_bytes
+    from mlagen.plan import PlanError, consumer_registers, plan_for, plans_by_s_q, smem_bytes
 
     sf = load_spec_file(args.spec)
     spec = sf.spec
@@ -283,6 +283,14 @@ def _build_run(args: argparse.Namespace) -> int:
     rendered = render(spec, plan)
     generated = write_generated(rendered, args.generated)
     result = build(spec, plan, device=device, cache_dir=args.cache, force=args.force)
+    # where calls of some s_q run another plan (fp8 m-block pairs only they fill), mlagen.compile dispatches on
+    # s_q: build those kernels too, so the cache holds every kernel the spec's calls run
+    by_s_q = {} if pinned else plans_by_s_q(spec, device)
+    also = {}
+    for other in dict.fromkeys(by_s_q.values()):
+        if other != plan:
+            write_generated(render(spec, other), args.generated)
+            also[other] = build(spec, other, device=device, cache_dir=args.cache, force=args.force)
     total = time.perf_counter() - start
     smem, regs = smem_bytes(spec, plan), consumer_registers(spec, plan)
     counts = dict(result.meta.get("instructions", {}))
@@ -311,6 +319,9 @@ def _build_run(args: argparse.Namespace) -> int:
         "entry": str(result.entry_dir),
         "object": str(result.object_path),
         "ptx": str(result.ptx_path),
+        "plans_by_s_q": {q: p.tag for q, p in by_s_q.items()} if also else {},
+        "also_built": [{"plan_tag": p.tag, "s_q": [q for q, x in by_s_q.items() if x == p], "cold": r.cold,
+                        "object": str(r.object_path)} for p, r in also.items()],
     }
     if args.json:
         print(json.dumps(info, indent=1))
@@ -362,6 +373,9 @@ def _build_lines(info: dict, plan) -> list[tuple[str, str]]:
         ("cache entry", info["entry"]),
         ("object", info["object"]),
         ("PTX", info["ptx"]),
+        *[("s_q " + ",".join(map(str, a["s_q"])),
+           f"{a['plan_tag']} ({'compiled now' if a['cold'] else 'cached'}; mlagen.compile picks it by s_q): "
+           f"{a['object']}") for a in info["also_built"]],
     ]
 
 

@@ -11,7 +11,10 @@ GPU memory (no synchronisation, CUDA-graph safe)::
 bucket to the fastest plan, a missing bucket to the nearest tuned one (same
 s_q first, then the smallest log2 distance in batch plus context, ties to the
 larger bucket), and a spec with nothing tuned to the heuristic plan
-(:func:`mlagen.plan.plan_for`). Tables are read from the database once per
+(:func:`mlagen.plan.plan_for`). Where the heuristic plan depends on s_q
+(:func:`mlagen.plan.plans_by_s_q`: fp8 m-block pairs that only some s_q fill), an
+s_q with no tuned bucket of its own takes its own heuristic plan, not another
+s_q's winner. Tables are read from the database once per
 process and a call's lookup is a dict lookup (about a microsecond).
 
 Wiring into the JIT (for ``mlagen.compile``)::
@@ -31,7 +34,7 @@ import threading
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from mlagen.plan import KernelPlan, PlanError, check_plan, plan_for
+from mlagen.plan import KernelPlan, PlanError, check_plan, plan_for, plans_by_s_q
 
 __all__ = [
     "Bucket",
@@ -39,6 +42,7 @@ __all__ = [
     "TunedKernel",
     "bucket_of",
     "clear_cache",
+    "heuristic_table",
     "load_table",
     "nearest_bucket",
     "pow2_ceil",
@@ -109,13 +113,17 @@ class DispatchTable:
     """Bucket -> plan for one spec on one GPU: the tuned winners, nearest-bucket fallback, heuristic fallback."""
 
     def __init__(self, spec, tuned: dict[Bucket, KernelPlan], heuristic: Callable[[], KernelPlan] | KernelPlan,
-                 *, times: dict[Bucket, float] | None = None, source: str = ""):
+                 *, times: dict[Bucket, float] | None = None, source: str = "",
+                 by_s_q: Callable[[], dict[int, KernelPlan]] | dict[int, KernelPlan] | None = None):
         self.spec = spec
         self.tuned: dict[Bucket, KernelPlan] = dict(tuned)
         self.times = dict(times or {})
         self.source = source
         self._heuristic = heuristic
         self._heuristic_plan: KernelPlan | None = heuristic if isinstance(heuristic, KernelPlan) else None
+        # s_q -> heuristic plan, where it depends on s_q (empty: the one heuristic plan serves every s_q)
+        self._by_s_q = by_s_q
+        self._by_s_q_plans: dict[int, KernelPlan] | None = by_s_q if isinstance(by_s_q, dict) else None
         # bucket -> (plan, how): filled lazily for buckets that are not tuned
         self._resolved: dict[Bucket, tuple[KernelPlan, str]] = {b: (p, "tuned") for b, p in self.tuned.items()}
         self._plans: dict[Bucket, KernelPlan] = dict(self.tuned)
@@ -130,6 +138,22 @@ class DispatchTable:
             self._heuristic_plan = self._heuristic()  # type: ignore[operator]
         return self._heuristic_plan
 
+    @property
+    def heuristic_by_s_q(self) -> dict[int, KernelPlan]:
+        """s_q -> heuristic plan; empty where one plan serves every s_q."""
+        if self._by_s_q_plans is None:
+            self._by_s_q_plans = dict(self._by_s_q()) if callable(self._by_s_q) else {}
+        return self._by_s_q_plans
+
+    @property
+    def varies_by_s_q(self) -> bool:
+        """Whether calls of different s_q run different heuristic plans."""
+        return len(set(self.heuristic_by_s_q.values())) > 1
+
+    def heuristic_for(self, s_q: int) -> KernelPlan:
+        """The heuristic plan of calls with ``s_q`` query tokens."""
+        return self.heuristic_by_s_q.get(s_q) or self.heuristic
+
     def resolve(self, bucket: Bucket) -> tuple[KernelPlan, str]:
         """``(plan, how)`` with ``how`` one of ``"tuned"``, ``"nearest"``, ``"heuristic"``."""
         hit = self._resolved.get(bucket)
@@ -137,7 +161,10 @@ class DispatchTable:
             return hit
         with self._lock:
             near = nearest_bucket(bucket, self.tuned)
-            hit = (self.tuned[near], "nearest") if near is not None else (self.heuristic, "heuristic")
+            if near is not None and near.s_q != bucket.s_q and self.varies_by_s_q:
+                # another s_q's winner may leave this s_q's m-blocks unpaired: its own heuristic plan instead
+                near = None
+            hit = (self.tuned[near], "nearest") if near is not None else (self.heuristic_for(bucket.s_q), "heuristic")
             self._resolved[bucket] = hit
             self._plans[bucket] = hit[0]
         return hit
@@ -158,8 +185,9 @@ class DispatchTable:
         return plan
 
     def distinct_plans(self) -> list[KernelPlan]:
+        """The tuned plans and the per-s_q heuristic ones, each once."""
         seen: dict[KernelPlan, None] = {}
-        for p in self.tuned.values():
+        for p in [*self.tuned.values(), *self.heuristic_by_s_q.values()]:
             seen.setdefault(p, None)
         return list(seen)
 
@@ -209,9 +237,16 @@ def load_table(spec, device_facts, db: str | Path | None = None) -> DispatchTabl
     except (TuneDBError, sqlite3.Error, ImportError, OSError):
         # a missing, foreign or unreadable database (or no CuTe DSL to key it): nothing is tuned
         tuned, times = {}, {}
-    table = DispatchTable(spec, tuned, lambda: plan_for(spec, device_facts), times=times, source=str(path))
+    table = DispatchTable(spec, tuned, lambda: plan_for(spec, device_facts), times=times, source=str(path),
+                          by_s_q=lambda: plans_by_s_q(spec, device_facts))
     with _tables_lock:
         return _tables.setdefault(memo, table)
+
+
+def heuristic_table(spec, device_facts) -> DispatchTable:
+    """A dispatch table with nothing tuned: the heuristic plan of each call's s_q."""
+    return DispatchTable(spec, {}, lambda: plan_for(spec, device_facts), source="heuristic",
+                         by_s_q=lambda: plans_by_s_q(spec, device_facts))
 
 
 def tuned_plan(spec, bucket: Bucket, device_facts, *, db: str | Path | None = None,
@@ -238,14 +273,15 @@ class TunedKernel:
     """
 
     def __init__(self, spec, *, device=None, db: str | Path | None = None, cache_dir=None,
-                 device_facts=None, compile_fn: Callable | None = None):
+                 device_facts=None, compile_fn: Callable | None = None, tuned: bool = True):
         if device_facts is None:
             from mlagen.device import current_device_facts
 
             device_facts = current_device_facts(device)
         self.spec = spec
         self.device_facts = device_facts
-        self.table = load_table(spec, device_facts, db)
+        # tuned=False: the heuristic plans only, one per s_q where they differ (plans_by_s_q)
+        self.table = load_table(spec, device_facts, db) if tuned else heuristic_table(spec, device_facts)
         if compile_fn is None:
             def compile_fn(spec, plan):
                 import mlagen.jit
@@ -289,7 +325,7 @@ class TunedKernel:
         return self._kernel_of_plan(self.table.heuristic)
 
     def prepare(self) -> list:
-        """Compile or load every tuned plan's kernel and the heuristic one now."""
+        """Compile or load every tuned plan's kernel and the heuristic ones now."""
         plans = [*self.table.distinct_plans(), self.table.heuristic]
         return [self._kernel_of_plan(p) for p in dict.fromkeys(plans)]
 

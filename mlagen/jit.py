@@ -327,7 +327,10 @@ def compile(
     With an explicit ``plan``: an :class:`~mlagen.runtime.MLADecodeKernel` for it.
     Without one: when ``mlagen tune`` has measured this spec on this GPU (with this
     toolchain) and ``tuned`` is true, a :class:`~mlagen.dispatch.TunedKernel` that picks
-    the measured-best plan per call by shape bucket; otherwise the planner's heuristic plan.
+    the measured-best plan per call by shape bucket; otherwise the planner's heuristic plan,
+    or where that depends on the call's s_q (:func:`mlagen.plan.plans_by_s_q`: fp8 m-block
+    pairs that only some s_q fill), a ``TunedKernel`` over the heuristic plans that picks
+    one per call by s_q (each compiled on first use).
 
     Cold: renders, compiles for sm_90a and stores the object in the cache.
     Warm: loads it from disk. A repeated call in the same process is a dict lookup.
@@ -342,11 +345,12 @@ def compile(
     kernel = _kernels.get(memo_key)
     if kernel is not None:
         return kernel
-    if plan is None and tuned:
-        from mlagen.dispatch import TunedKernel, load_table
+    if plan is None:
+        from mlagen.dispatch import TunedKernel, heuristic_table, load_table
 
-        if load_table(spec, facts).tuned:
-            kernel = TunedKernel(spec, device=device, cache_dir=cache_dir, device_facts=facts)
+        table = load_table(spec, facts) if tuned else heuristic_table(spec, facts)
+        if table.tuned or table.varies_by_s_q:
+            kernel = TunedKernel(spec, device=device, cache_dir=cache_dir, device_facts=facts, tuned=tuned)
     if kernel is None:
         result = build(spec, plan, device=facts, cache_dir=cache_dir)
         kernel = MLADecodeKernel(result, load(result), facts)

@@ -56,8 +56,12 @@ A plan fixes every compile-time knob of the generated decode kernel:
   L2 once and issues half the loads. Over an fp8 cache each CTA loads and converts
   half of every tile's latent chunks and stores their 16-bit values into both CTAs'
   buffers (distributed shared memory), so each tile is converted once, not once per
-  m-block. It needs an even number of m-blocks for every
-  ``s_q``: ``heads_per_kv`` a multiple of 128 (two 64-row m-blocks per query token).
+  m-block. A call whose ``s_q`` gives an odd number of m-blocks runs one more,
+  empty m-block beside the last (its rows are all past the call's; it loads and
+  converts its half for its peer and stores nothing), so every ``s_q`` is served;
+  the planner pairs only the calls whose rows make whole pairs (``pairs_whole``,
+  per ``s_q`` through ``plan_for(spec, s_q=...)``), and ``check_plan`` rejects a
+  pair that no ``s_q`` of the spec fills.
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -83,9 +87,12 @@ __all__ = [
     "PlanError",
     "UnsupportedSpecError",
     "check_plan",
+    "m_blocks",
+    "pairs_whole",
     "parse_knob",
     "parse_knobs",
     "plan_for",
+    "plans_by_s_q",
     "search_space",
     "smem_bytes",
     "supports",
@@ -324,14 +331,26 @@ def cluster_unsupported(spec: MLASpec, plan: KernelPlan) -> str | None:
             f"cluster = {plan.cluster} over an fp8_e4m3 cache splits each half tile's latent 64-column chunks "
             f"between the CTAs: needs latent a multiple of {128 * plan.cluster} (got {spec.latent})"
         )
-    rows_per_token = spec.heads_per_kv
-    if rows_per_token % (WGMMA_M * plan.cluster):
-        # the grid's m-blocks, ceil(s_q * heads_per_kv / 64), must split into whole clusters for every s_q
+    if not any(pairs_whole(spec, plan, s_q) for s_q in range(1, spec.max_q + 1)):
+        # an odd m-block count runs an empty m-block beside the last; a pair no call fills is never faster
         return (
-            f"cluster = {plan.cluster} pairs the m-blocks of a KV head, which needs heads_per_kv a multiple of "
-            f"{WGMMA_M * plan.cluster} (got {rows_per_token}): with s_q = 1 there would be an odd m-block"
+            f"cluster = {plan.cluster} pairs the m-blocks of a KV head (ceil(s_q x heads_per_kv / "
+            f"{plan.block_m}) of them), but no s_q in 1..{spec.max_q} gives a multiple of {plan.cluster} at "
+            f"heads_per_kv {spec.heads_per_kv}: every call would run an empty m-block"
         )
     return None
+
+
+def m_blocks(spec: MLASpec, plan: KernelPlan, s_q: int) -> int:
+    """CTAs per (KV head, part) of a call with ``s_q`` query tokens: its packed rows in ``block_m`` blocks,
+    rounded up to whole clusters (the last cluster's empty m-block loads its share and stores nothing)."""
+    rows = -(-s_q * spec.heads_per_kv // plan.block_m)
+    return -(-rows // plan.cluster) * plan.cluster
+
+
+def pairs_whole(spec: MLASpec, plan: KernelPlan, s_q: int) -> bool:
+    """Whether a call with ``s_q`` query tokens fills every CTA of ``plan``'s clusters with rows."""
+    return -(-s_q * spec.heads_per_kv // plan.block_m) % plan.cluster == 0
 
 
 def heads_n_tile_chunks(spec: MLASpec) -> int:
@@ -416,12 +435,17 @@ def fp8_seesaw_default(spec: MLASpec) -> bool:
             and spec.max_q * spec.heads_per_kv > HEADS_N_MAX_COLS)
 
 
-def fp8_pair_default(spec: MLASpec) -> bool:
+def fp8_pair_default(spec: MLASpec, s_q: int | None = None) -> bool:
     """Whether the planner pairs the fp8 seesaw's m-blocks in 2-CTA clusters (``cluster=2``: each CTA converts
-    half of every tile into both CTAs' buffers): wherever it can, i.e. 128 query rows per KV head or a multiple.
-    H100, same-run sweeps at h_q 128 (s_q 1 and 2, 4k and 16k, batch 128): 0.837-0.876x the unpaired seesaw's
-    time (docs/perf/experiments/2026-12-07u)."""
-    return fp8_seesaw_default(spec) and cluster_unsupported(spec, KernelPlan(schedule="seesaw", cluster=2)) is None
+    half of every tile into both CTAs' buffers) for calls with ``s_q`` query tokens (``None``: every s_q up to
+    ``max_q``): wherever those calls' rows make whole pairs, e.g. 128 query rows per KV head, or 64 with two
+    query tokens. An unfilled pair's empty m-block would cost about as much as the pair saves. H100, same-run
+    sweeps at h_q 128 (s_q 1 and 2, 4k and 16k, batch 128): 0.837-0.876x the unpaired seesaw's time
+    (docs/perf/experiments/2026-12-07u)."""
+    paired = KernelPlan(schedule="seesaw", consumer_wgs=2, cluster=2)
+    if not fp8_seesaw_default(spec) or cluster_unsupported(spec, paired) is not None:
+        return False
+    return all(pairs_whole(spec, paired, q) for q in ([s_q] if s_q else range(1, spec.max_q + 1)))
 
 
 def heads_n_default_wgs(spec: MLASpec) -> int:
@@ -658,8 +682,9 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
     return plan
 
 
-def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> KernelPlan:
-    """The heuristic plan for ``spec``: 64-token tiles and
+def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, *, s_q: int | None = None, **overrides) -> KernelPlan:
+    """The heuristic plan for ``spec`` (for calls with ``s_q`` query tokens; ``None``: one plan serving every
+    s_q up to ``max_q``, the one a kernel compiled without dispatch runs): 64-token tiles and
     - other 16-bit caches: the split schedule with the deepest KV pipeline that fits; where that is
       two tiles deep (DeepSeek's 576-wide keys) and the seesaw fits (two MMA warpgroups, a RoPE
       chunk to pass P through, the knobs pinned allow it), the seesaw instead, over the same two
@@ -669,7 +694,7 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     - any cache with at most 32 query rows per KV head (``heads_n_unsupported``): the heads_n
       schedule, query rows on wgmma's N (for 16-bit caches measured on the H200: faster from 8k
       tokens on, 3% slower at 4k); fp8 caches with more rows the seesaw (``fp8_seesaw_default``), in
-      m-block pairs sharing each tile's conversion where the rows make whole pairs (``fp8_pair_default``),
+      m-block pairs sharing each tile's conversion where the call's rows make whole pairs (``fp8_pair_default``),
       else heads_n on two MMA warpgroups of 32 columns (``heads_n_wide_default``), else the split
       schedule.
 
@@ -678,10 +703,12 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     why = supports(spec)
     if why:
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
+    if s_q is not None and not 1 <= s_q <= spec.max_q:
+        raise PlanError(f"s_q = {s_q}: {spec.key} takes 1..{spec.max_q} query tokens per request")
     overrides = dict(overrides)
     if overrides.get("cluster", 1) > 1 and "schedule" not in overrides:
         # only the seesaw shares a KV tile between m-blocks (over fp8: its conversion, too)
-        return plan_for(spec, device, schedule="seesaw", **{"consumer_wgs": 2, **overrides})
+        return plan_for(spec, device, s_q=s_q, schedule="seesaw", **{"consumer_wgs": 2, **overrides})
     if spec.cache_dtype != FP8_CACHE and "schedule" not in overrides:
         if heads_n_default(spec):
             # few query rows per KV head: on N they waste no MMA rows, so the tensor cores draw less
@@ -706,7 +733,7 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
         # fp8 with more rows: the seesaw, converting in place (in m-block pairs sharing the conversion where
         # the rows make whole pairs); else 64 per CTA on two MMA warpgroups (1.01-1.06x the split schedule);
         # else the split schedule
-        if fp8_pair_default(spec) and "cluster" not in overrides:
+        if fp8_pair_default(spec, s_q) and "cluster" not in overrides:
             try:
                 return plan_for(spec, device, **{**overrides, "schedule": "seesaw", "consumer_wgs": 2, "cluster": 2})
             except PlanError:
@@ -757,6 +784,12 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, **overrides) -> Kern
     if best is None:
         raise first_error
     return best
+
+
+def plans_by_s_q(spec: MLASpec, device: DeviceFacts = H100_SXM) -> dict[int, KernelPlan]:
+    """The heuristic plan of each ``s_q`` in 1..max_q (``plan_for(spec, s_q=...)``): where they differ (fp8
+    m-block pairs filled only by some s_q), a kernel compiled without a plan dispatches on the call's s_q."""
+    return {q: plan_for(spec, device, s_q=q) for q in range(1, spec.max_q + 1)}
 
 
 def search_space(spec: MLASpec, device: DeviceFacts = H100_SXM) -> list[KernelPlan]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from mlagen.device import DeviceFacts
+from mlagen.plan import m_blocks as plan_m_blocks
 from mlagen.spec import FP8_CACHE
 
 __all__ = ["MLADecodeKernel", "MLAInputError", "Workspace"]
@@ -155,7 +156,7 @@ class MLADecodeKernel:
 
     # ------------------------------------------------------------------ sizing
     def m_blocks(self, s_q: int) -> int:
-        return -(-s_q * self.spec.heads_per_kv // self.plan.block_m)
+        return plan_m_blocks(self.spec, self.plan, s_q)
 
     def num_parts(self, s_q: int) -> int:
         """Decode CTAs per (m-block, kv head): one wave of the device."""

@@ -57,7 +57,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from mlagen.device import DeviceFacts
 from mlagen.dispatch import Bucket, TunedKernel, bucket_of, clear_cache, pow2_ceil
-from mlagen.plan import KernelPlan, plan_for, search_space
+from mlagen.plan import KernelPlan, plan_for, plans_by_s_q, search_space
 from mlagen.spec import MLASpec
 from mlagen.tune_db import Measurement, TuneDB, TuneKey, default_db_path, plan_key, toolchain, tune_key
 
@@ -119,6 +119,8 @@ def candidates(spec: MLASpec, device_facts: DeviceFacts, parts: Sequence[int] = 
         for pps in parts if plan.split_kv else (1,):
             out.setdefault(dataclasses.replace(plan, parts_per_sm=pps), None)
     out.setdefault(plan_for(spec, device_facts), None)
+    for plan in plans_by_s_q(spec, device_facts).values():
+        out.setdefault(plan, None)
     return list(out)
 
 
@@ -895,7 +897,10 @@ class Tuner:
         spec, db = self.spec, self.db
         key = tune_key(spec, facts, self.chain)
         heuristic = plan_for(spec, facts)
-        plans = list(dict.fromkeys([*(self.plans if self.plans is not None else candidates(spec, facts)), heuristic]))
+        # each bucket's heuristic row is its s_q's heuristic plan (they differ where only some s_q fill fp8 pairs)
+        heuristic_of = plans_by_s_q(spec, facts)
+        plans = list(dict.fromkeys([*(self.plans if self.plans is not None else candidates(spec, facts)), heuristic,
+                                    *{heuristic_of[b.s_q]: None for b in self.buckets}]))
         done = db.measured(key, include_failed=not self.retry_failed)
         work = [(b, p) for b in self.buckets for p in plans if (b, plan_key(p)) not in done]
         total_pairs = len(self.buckets) * len(plans)
@@ -923,7 +928,8 @@ class Tuner:
                    device=""):
             nonlocal measured
             m = Measurement(bucket=bucket, plan=plan.to_dict(), status=status, median_ms=median, times_ms=list(times),
-                            error=error, is_heuristic=(plan == heuristic), shape=shape or {}, device=device,
+                            error=error, is_heuristic=(plan == heuristic_of.get(bucket.s_q, heuristic)),
+                            shape=shape or {}, device=device,
                             created=time.time())
             db.record(key, spec_dict, m)
             measured += 1
@@ -1098,7 +1104,7 @@ def compare_tuned(spec: MLASpec, *, batch: int, s_q: int, seqlen: int, db: str |
     width = max(max(1, -(-n // spec.page)) for n in lens)
     bucket = bucket_of(spec, batch, s_q, width)
     plan, how = tuned.plan_for(batch, s_q, width)
-    heuristic = mlagen.jit.compile(spec, plan_for(spec, facts), cache_dir=cache_dir)
+    heuristic = mlagen.jit.compile(spec, plan_for(spec, facts, s_q=s_q), cache_dir=cache_dir)
     tuned.kernel_for(batch, s_q, width)  # compile outside the timed region
     h_cell = bench.run_cell(heuristic, spec, batch, s_q, seqlen, ceilings, rep_ms=rep_ms)[0]
     t_cell = bench.run_cell(_Labeled(tuned, plan, width), spec, batch, s_q, seqlen, ceilings, rep_ms=rep_ms)[0]

@@ -94,6 +94,13 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
         # default at 128 rows per KV head (h128_p64_fp8: one cluster per KV head and part; h128_p128_q2_causal_
         # fp16_fp8: two); the unpaired seesaw there stays a tuning candidate
         "h128_p64_fp8_unpaired": ("h128_p64_fp8", {"cluster": 1}),
+        # pairs that only some s_q fill: an odd m-block count runs an empty m-block beside the last (the planner
+        # pairs only the s_q that fill them, mlagen.compile dispatching by s_q; these pin the pair for every s_q):
+        # fp8 at 40 rows per token (one m-block at s_q 1, two at 2, the second 16 real), multicast over two KV
+        # heads of 63 rows (Q without TMA), and fp16 on 16-token pages at 64 rows (s_q 1 and 3 odd)
+        "h40_p64_q2_causal_fp8_paired": ("h40_p64_q2_causal_fp8", {"cluster": 2}),
+        "h126_kv2_p64_q2_cluster2": ("h126_kv2_p64_q2", {"cluster": 2}),
+        "h64_p16_q4_causal_fp16_cluster2": ("h64_p16_q4_causal_fp16", {"cluster": 2}),
         # few query rows per KV head over a 16-bit cache take heads_n (query rows on N) by default:
         # the M-side schedule they had before stays covered (N = 16, 32 padded from 24, 16 with 8 real;
         # RoPE first with Q loaded without TMA; 16-token pages)

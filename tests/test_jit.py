@@ -210,6 +210,25 @@ def test_fp8_seesaw_pair_compiles(kernel_cache):
     assert not [r.describe() for r in reports if r.counts.get("MEMBAR", 0)]
 
 
+def test_fp8_pair_of_two_token_calls_compiles(kernel_cache):
+    """Kimi-K2 fp8 with one drafted token: 2-token calls (128 rows per KV head) run the paired seesaw, built
+    like DeepSeek-V3 fp8's; its launcher rounds the m-blocks up to whole clusters, so a 1-token call pinned to
+    it runs an empty peer instead of failing to launch (the planner gives 1-token calls the unpaired kernel)."""
+    from mlagen.plan import plans_by_s_q
+
+    spec = TO_BUILD["kimi_k2_fp8_mtp"]
+    by_s_q = plans_by_s_q(spec)
+    assert by_s_q[1] == plan_for(spec) and by_s_q[2].cluster == 2
+    result = build(spec, by_s_q[2], cache_dir=str(kernel_cache))
+    meta = assert_entry_valid(result.entry_dir, result.identity)
+    assert meta["instructions"]["wgmma"] == 88 and meta["ptxas"]["serialized"] == []
+    source = (result.entry_dir / "kernel.py").read_text()
+    assert "m_blocks = (m_blocks + CLUSTER - 1) // CLUSTER * CLUSTER" in source
+    assert "CLUSTER" not in render(spec, by_s_q[1]).source
+    ptx = result.ptx_path.read_text()
+    assert ptx.count("cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes") == 1
+
+
 def test_ptxas_report_catches_serialisation(tmp_path, monkeypatch):
     """The check above can fail: a ptxas that reports serialised wgmmas is caught, with its codes."""
     fake = tmp_path / "ptxas"

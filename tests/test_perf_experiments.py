@@ -82,6 +82,8 @@ ADOPTED = [
     REPO / "docs" / "perf" / "experiments" / "2026-12-07t" / "opaque-shared.patch",
     # the fp8 seesaw over a 2-CTA cluster, a plan variant (2026-12-07u/fp8-cluster.patch; cluster=1 kernels unchanged)
     REPO / "docs" / "perf" / "experiments" / "2026-12-07u" / "fp8-cluster.patch",
+    # pairs rounded up to whole clusters (an empty m-block beside an odd last one; 2026-12-07v/pairs-by-sq.patch)
+    REPO / "docs" / "perf" / "experiments" / "2026-12-07v" / "pairs-by-sq.patch",
 ]
 
 

@@ -51,7 +51,7 @@ def fits_device(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM)
 
 def test_every_spec_file_is_supported():
     assert SUPPORTED == sorted(SPEC_FILES)
-    assert len(SUPPORTED) == 13
+    assert len(SUPPORTED) == 14
 
 
 @pytest.mark.parametrize("name", SUPPORTED)
@@ -285,10 +285,10 @@ def test_cluster_plans_pair_the_m_blocks_of_128_heads_per_kv_head():
     assert plan_for(DSV3).cluster == 1
     with pytest.raises(PlanError, match="only the 'seesaw' schedule"):
         plan_for(DSV3, cluster=2, schedule="split")
-    # 64 heads: with s_q = 1 a KV head has one m-block, which no pair can share
-    with pytest.raises(PlanError, match="heads_per_kv a multiple of 128"):
+    # 64 rows per KV head and s_q = 1 only: one m-block per KV head, which every call would pair with an empty one
+    with pytest.raises(PlanError, match="every call would run an empty m-block"):
         plan_for(SPEC_FILES["kimi_k2.py"], cluster=2)
-    with pytest.raises(PlanError, match="heads_per_kv a multiple of 128"):
+    with pytest.raises(PlanError, match="no s_q in 1..1 gives a multiple of 2 at heads_per_kv 64"):
         plan_for(MLASpec(q_heads=128, kv_heads=2), cluster=2)
     with pytest.raises(PlanError, match="must be 1 or 2"):
         check_plan(DSV3, dataclasses.replace(plan, cluster=4))
@@ -356,10 +356,39 @@ def test_fp8_seesaw_pairs_share_their_conversion():
     # (a guard: every fp8 latent whose token row TMA can load is a multiple of 512)
     assert "needs latent a multiple of 256" in cluster_unsupported(spec.replace(latent=384), paired)
     # 64 query rows per KV head give one m-block at s_q = 1: no pair
-    with pytest.raises(PlanError, match="heads_per_kv a multiple of 128"):
+    with pytest.raises(PlanError, match="every call would run an empty m-block"):
         plan_for(spec.replace(q_heads=64), cluster=2)
     with pytest.raises(PlanError, match="only the 'seesaw' schedule"):
         check_plan(spec, dataclasses.replace(plan_for(spec, schedule="heads_n"), cluster=2))
+
+
+def test_fp8_pairs_only_for_the_s_q_that_fill_them():
+    """Kimi-K2 fp8 with one drafted token (64 heads, max_q 2): 2-token calls have two m-blocks per KV head and
+    run in pairs, 1-token calls have one and run unpaired; the plan serving every s_q is the unpaired one. A
+    pinned pair serves every s_q: an odd m-block count gets an empty peer (rounded up to whole clusters)."""
+    from mlagen.plan import m_blocks, pairs_whole, plans_by_s_q
+
+    spec = SPEC_FILES["kimi_k2_fp8_mtp.py"]
+    assert (spec.q_heads, spec.max_q, spec.cache_dtype) == (64, 2, "fp8_e4m3")
+    by_s_q = plans_by_s_q(spec)
+    assert [by_s_q[q].cluster for q in (1, 2)] == [1, 2]
+    assert by_s_q[2] == plan_for(spec, cluster=2) and by_s_q[1] == plan_for(spec) == plan_for(spec, s_q=1)
+    assert by_s_q[1] == dataclasses.replace(by_s_q[2], cluster=1)
+    paired = by_s_q[2]
+    assert [pairs_whole(spec, paired, q) for q in (1, 2)] == [False, True]
+    assert [m_blocks(spec, paired, q) for q in (1, 2)] == [2, 2]
+    assert [m_blocks(spec, by_s_q[1], q) for q in (1, 2)] == [1, 2]
+    # odd counts round up to whole clusters: 40 rows per token give 1, 2 m-blocks; 63 give 1, 2 (two KV heads)
+    h40 = MLASpec(q_heads=40, max_q=3, causal=True, cache_dtype="fp8_e4m3")
+    assert [m_blocks(spec.replace(q_heads=40, max_q=3), paired, q) for q in (1, 2, 3)] == [2, 2, 2]
+    assert [plans_by_s_q(h40)[q].cluster for q in (1, 2, 3)] == [1, 2, 2]
+    # DeepSeek-V3 fp8: every s_q fills its pairs, one plan
+    dsv3 = SPEC_FILES["deepseek_v3_fp8.py"].replace(max_q=2, causal=True)
+    assert set(plans_by_s_q(dsv3).values()) == {plan_for(dsv3)} and plan_for(dsv3).cluster == 2
+    # 16-bit caches keep the multicast pair opt-in for every s_q
+    assert {p.cluster for p in plans_by_s_q(SPEC_FILES["deepseek_v3_mtp.py"]).values()} == {1}
+    with pytest.raises(PlanError, match="s_q = 3: .* takes 1..2 query tokens"):
+        plan_for(spec, s_q=3)
 
 
 def test_fp8_cache_plans_dequantize_into_half_tile_buffers():

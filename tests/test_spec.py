@@ -370,6 +370,7 @@ EXPECTED_FILES = {
     "deepseek_v3_page16.py",
     "deepseek_v3_page128.py",
     "deepseek_v3_fp8.py",
+    "kimi_k2_fp8_mtp.py",
     "deepseek_v3_fp16.py",
     "deepseek_v2_lite.py",
     "deepseek_v2_lite_fp8.py",

@@ -360,6 +360,49 @@ def test_tuned_kernel_picks_per_call_and_compiles_each_plan_once(db):
     assert {k.plan for k in kernels} == {p_small, p_big, plan_for(SPEC, H100_SXM)}
 
 
+# Kimi-K2 fp8 with one drafted token: the heuristic plan pairs m-blocks only for 2-token calls
+K2_FP8_Q2 = MLASpec(q_heads=64, max_q=2, causal=True, cache_dtype="fp8_e4m3")
+
+
+def test_untuned_s_q_takes_its_own_heuristic_plan_where_they_differ(db):
+    """A spec whose heuristic plan depends on s_q: an s_q with no tuned bucket of its own runs its heuristic
+    plan, never another s_q's winner (a 2-token winner would pair 1-token calls with empty m-blocks), and a
+    TunedKernel with nothing tuned compiles one kernel per distinct plan, picked by the call's s_q."""
+    from mlagen.dispatch import heuristic_table
+    from mlagen.plan import plans_by_s_q
+
+    import torch
+
+    by_s_q = plans_by_s_q(K2_FP8_Q2, H100_SXM)
+    assert by_s_q[1].cluster == 1 and by_s_q[2].cluster == 2
+    empty = heuristic_table(K2_FP8_Q2, H100_SXM)
+    assert empty.varies_by_s_q and not empty.tuned
+    assert empty.resolve(Bucket(1, 128, 16384)) == (by_s_q[1], "heuristic")
+    assert empty.resolve(Bucket(2, 128, 16384)) == (by_s_q[2], "heuristic")
+    # a tuned 2-token bucket is the nearest for 2-token calls only
+    key = tune_key(K2_FP8_Q2, H100_SXM)
+    db.record(key, K2_FP8_Q2.to_dict(), _row(Bucket(2, 128, 16384), by_s_q[2], 0.5))
+    table = load_table(K2_FP8_Q2, H100_SXM, db.path)
+    assert table.resolve(Bucket(2, 64, 8192)) == (by_s_q[2], "nearest")
+    assert table.resolve(Bucket(1, 128, 16384)) == (by_s_q[1], "heuristic")
+    assert set(table.distinct_plans()) == {by_s_q[1], by_s_q[2]}
+    # one heuristic plan for every s_q (16-bit MTP): another s_q's tuned bucket is still the nearest
+    assert not heuristic_table(SPEC_Q2, H100_SXM).varies_by_s_q
+
+    compiled = []
+
+    def compile_fn(spec, plan):
+        compiled.append(plan)
+        return _FakeKernel(spec, plan)
+
+    tk = TunedKernel(K2_FP8_Q2, device_facts=H100_SXM, compile_fn=compile_fn, tuned=False)
+    for s_q in (1, 2, 1, 2):
+        q = torch.empty(4, s_q, K2_FP8_Q2.q_heads, K2_FP8_Q2.d_qk, dtype=torch.bfloat16)
+        bt = torch.empty(4, 10, dtype=torch.int32)
+        assert tk(q, None, bt, torch.empty(4, dtype=torch.int32))[0] == by_s_q[s_q]
+    assert compiled == [by_s_q[1], by_s_q[2]]
+
+
 def test_dispatch_cost_is_microseconds(db):
     import torch
 

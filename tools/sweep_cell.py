@@ -6,7 +6,7 @@ For exploring plan knobs on the GPU before they go into the planner or `mlagen t
         --plan "" --plan schedule=split --plan schedule=split,stages=2,raw_stages=6
 
 Each ``--plan`` is a comma-separated list of knob=value overrides for ``plan_for`` ("" is the
-heuristic plan). Every kernel is first checked against the float32 reference on a small
+heuristic plan of the cell's s_q, the one ``mlagen.compile`` dispatches such calls to). Every kernel is first checked against the float32 reference on a small
 problem (NaN-poisoned tails, a length 0 and a non-multiple of the page), so a fast wrong plan
 is reported as wrong, not as fast. Inputs are the bench's (lengths normal(s_k, s_k/2), page 64).
 Kernels come from MLAGEN_CACHE_DIR (prebuild them with tools/prebuild.py on a machine without a GPU).
@@ -84,7 +84,7 @@ def check_and_call(spec, text: str, batch: int, s_q: int, s_ks: list[int]) -> No
     """The child's work: load the plan's kernel, check it, call it once at each timed length."""
     from mlagen.bench import make_inputs, seqlens_for
 
-    kernel = mlagen.jit.compile(spec, plan_for(spec, **parse_knobs(text)), tuned=False)
+    kernel = mlagen.jit.compile(spec, plan_for(spec, s_q=s_q, **parse_knobs(text)), tuned=False)
     check(kernel, spec)
     for s_k in s_ks:
         (q, cache, bt, seqlens), = make_inputs(spec, batch, s_q, seqlens_for(batch, s_q, s_k), 1)
@@ -117,7 +117,7 @@ def main() -> None:
     ceilings = measure_ceilings()
     print(ceilings.describe(), flush=True)
     for text in plans:
-        kernel = mlagen.jit.compile(spec, plan_for(spec, **parse_knobs(text)), tuned=False)
+        kernel = mlagen.jit.compile(spec, plan_for(spec, s_q=args.s_q, **parse_knobs(text)), tuned=False)
         if args.check_timeout <= 0:
             check(kernel, spec)
         for s_k in args.s_k:

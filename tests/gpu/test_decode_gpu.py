@@ -15,6 +15,7 @@ for subnormals) is bounded in tests/test_fp8_cache.py.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,6 +125,26 @@ def test_opt_in_plans_against_reference(name, gpu_examples):
     check()
     check_long_context(kernel, spec)
     check_score_jumps(kernel, spec)
+
+
+def test_compile_dispatches_on_s_q_where_the_plans_differ():
+    """Kimi-K2 over an fp8 cache with one drafted token (specs/kimi_k2_fp8_mtp.py): 2-token calls fill m-block
+    pairs (128 rows per KV head), 1-token calls do not (64). ``mlagen.compile`` without a plan returns a kernel
+    that runs the paired plan for s_q 2 and the unpaired one for s_q 1; both against the reference, with lengths
+    0, 1 and non-multiples of the page, eagerly and alternating s_q on one kernel object."""
+    from mlagen.dispatch import TunedKernel
+    from mlagen.spec import load_spec_file
+
+    spec = load_spec_file(Path(__file__).resolve().parents[2] / "specs" / "kimi_k2_fp8_mtp.py").spec
+    kernel = mlagen.jit.compile(spec, tuned=False)
+    assert isinstance(kernel, TunedKernel)
+    lens = [5000, 0, 1, 700, 12345, 64]
+    for s_q, seed in ((1, 41), (2, 42), (1, 43), (2, 44)):
+        problem = make_problem(spec, batch=len(lens), seqlens=lens, s_q=s_q, seed=seed, device="cuda")
+        chosen = kernel.kernel_for(problem.batch, s_q, problem.block_table.shape[1])
+        assert chosen.plan == plan_for(spec, s_q=s_q) and chosen.plan.cluster == s_q, chosen.plan.tag
+        run_checked(kernel, problem)
+        run_checked(kernel, with_score_jumps(problem), num_parts=1)
 
 
 def check_long_context(kernel, spec):
