@@ -344,8 +344,8 @@ def cluster_unsupported(spec: MLASpec, plan: KernelPlan) -> str | None:
 def m_blocks(spec: MLASpec, plan: KernelPlan, s_q: int) -> int:
     """CTAs per (KV head, part) of a call with ``s_q`` query tokens: its packed rows in ``block_m`` blocks,
     rounded up to whole clusters (the last cluster's empty m-block loads its share and stores nothing)."""
-    rows = -(-s_q * spec.heads_per_kv // plan.block_m)
-    return -(-rows // plan.cluster) * plan.cluster
+    blocks = -(-s_q * spec.heads_per_kv // plan.block_m)
+    return -(-blocks // plan.cluster) * plan.cluster
 
 
 def pairs_whole(spec: MLASpec, plan: KernelPlan, s_q: int) -> bool:
