@@ -128,6 +128,35 @@ def test_json_in_a_fresh_process_uses_mlagen_cache_dir(cold, kernel_cache, tmp_p
     assert Path(info["object"]).is_file() and Path(info["ptx"]).is_file()
 
 
+def test_a_spec_whose_plan_depends_on_s_q_builds_every_kernel(kernel_cache, tmp_path):
+    """Kimi-K2 fp8 with one drafted token: 1-token calls run the unpaired seesaw (the plan serving every s_q),
+    2-token calls the m-block pair; ``mlagen build`` compiles both (the pair is what ``mlagen.compile`` loads for
+    them), writes both modules to --generated and names the second in its summary and JSON."""
+    from mlagen.plan import plans_by_s_q
+
+    path = REPO / "specs" / "kimi_k2_fp8_mtp.py"
+    spec = load_spec(path)
+    by_s_q = plans_by_s_q(spec)
+    status, out, err = run("build", path, "--cache", kernel_cache, "--generated", tmp_path / "gen", "--json")
+    assert status == 0 and err == "", err
+    info = json.loads(out)
+    assert info["plan"] == plan_for(spec).to_dict() == by_s_q[1].to_dict()
+    assert info["plans_by_s_q"] == {"1": by_s_q[1].tag, "2": by_s_q[2].tag}
+    (also,) = info["also_built"]
+    assert also["plan_tag"] == by_s_q[2].tag == "n64s2w2c2-seesaw" and also["s_q"] == [2]
+    assert Path(also["object"]).is_file()
+    assert sorted(f.name for f in (tmp_path / "gen").iterdir()) == sorted(
+        f"{render(spec, by_s_q[q]).module_name}.py" for q in (1, 2))
+    status, out, err = run("build", path, "--cache", kernel_cache, "--generated", tmp_path / "gen")
+    assert status == 0 and field(out, "plan").startswith("n64s2w2-seesaw (planner's choice)")
+    assert field(out, "s_q 2").startswith("n64s2w2c2-seesaw (cached; mlagen.compile picks it by s_q): ")
+    # a pinned knob builds the one plan it names
+    status, out, err = run("build", path, "--cache", kernel_cache, "--generated", tmp_path / "pinned", "--json",
+                           "--plan", "cluster=2")
+    info = json.loads(out)
+    assert status == 0 and info["plan_tag"] == "n64s2w2c2-seesaw" and info["also_built"] == []
+
+
 def test_pinned_knobs_equal_to_the_plan_reuse_the_kernel(cold, kernel_cache, tmp_path):
     # parts_per_sm is chosen at run time: it does not make another kernel
     status, out, err = run("build", DSV3, "--cache", kernel_cache, "--generated", tmp_path, "--json",
