@@ -99,6 +99,11 @@ def _kernel(spec: MLASpec, device: torch.device):
             kernel = _kernels.get(memo)
             if kernel is None:
                 kernel = mlagen.jit.compile(spec, device=torch.device("cuda", index))
+                prepare = getattr(kernel, "prepare", None)
+                if prepare is not None:
+                    # a kernel that picks one of several per call (by s_q, or tuned shape buckets): load them
+                    # all now, so that a first call of another s_q inside CUDA-graph capture loads nothing
+                    prepare()
                 _kernels[memo] = kernel
     return kernel
 
