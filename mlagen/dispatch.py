@@ -237,15 +237,16 @@ def load_table(spec, device_facts, db: str | Path | None = None) -> DispatchTabl
     except (TuneDBError, sqlite3.Error, ImportError, OSError):
         # a missing, foreign or unreadable database (or no CuTe DSL to key it): nothing is tuned
         tuned, times = {}, {}
-    table = DispatchTable(spec, tuned, lambda: plan_for(spec, device_facts), times=times, source=str(path),
-                          by_s_q=lambda: plans_by_s_q(spec, device_facts))
+    table = heuristic_table(spec, device_facts, tuned, times=times, source=str(path))
     with _tables_lock:
         return _tables.setdefault(memo, table)
 
 
-def heuristic_table(spec, device_facts) -> DispatchTable:
-    """A dispatch table with nothing tuned: the heuristic plan of each call's s_q."""
-    return DispatchTable(spec, {}, lambda: plan_for(spec, device_facts), source="heuristic",
+def heuristic_table(spec, device_facts, tuned: dict[Bucket, KernelPlan] | None = None, *,
+                    times: dict[Bucket, float] | None = None, source: str = "heuristic") -> DispatchTable:
+    """A dispatch table over ``tuned`` (default: nothing tuned) that falls back to the heuristic plan of each
+    call's s_q."""
+    return DispatchTable(spec, tuned or {}, lambda: plan_for(spec, device_facts), times=times, source=source,
                          by_s_q=lambda: plans_by_s_q(spec, device_facts))
 
 

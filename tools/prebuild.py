@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         items += [(name, variants[base].to_dict(), os.path.abspath(args.cache), knobs)
                   for name, (base, knobs) in plan_variants().items()]
     start = time.time()
-    failed = 0
+    failed = kernels = 0
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for fut in as_completed([pool.submit(_build_one, it) for it in items]):
             name, res, skipped = fut.result()
@@ -94,7 +94,8 @@ def main(argv=None) -> int:
             else:
                 for cold, secs, entry in res:
                     print(f"{'built' if cold else 'cached'} {name} ({secs:.1f}s) -> {entry}", flush=True)
-    print(f"{len(items)} kernels in {time.time() - start:.0f}s", flush=True)
+                kernels += len(res)
+    print(f"{kernels} kernels of {len(items)} specs and plan variants in {time.time() - start:.0f}s", flush=True)
     return 1 if failed else 0
 
 
