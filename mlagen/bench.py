@@ -74,6 +74,16 @@ def _grid_mtp4():
     return [dict(h_q=h, s_q=4, s_k=s_k, max_q=4) for h in (128, 64, 16) for s_k in (4096, 16384)]
 
 
+def _grid_mixed():
+    """Speculative-decoding specs called with fewer query tokens than their max_q, each cell over a bf16 and
+    then an fp8 cache: DeepSeek-V3 TP4 with one drafted token (h_q 32, max_q 2) at s_q 1; TP8 with three
+    (h_q 16, max_q 4) at s_q 1 and 2. The planner runs them on the heads_n kernel compiled for the call's
+    s_q (``mlagen.plan.narrow_heads_n``); ``--plan q_tokens=0`` times the spec's own kernel instead."""
+    shapes = [(32, 2, 1), (16, 4, 1), (16, 4, 2)]
+    return [dict(h_q=h, s_q=s_q, s_k=s_k, max_q=max_q, cache=cache) for h, max_q, s_q in shapes
+            for s_k in (4096, 8192, 16384) for cache in ("bf16", "fp8_e4m3")]
+
+
 def _grid_fp8():
     """The default grid over an fp8_e4m3 cache (656 B/token), each cell after its bf16-cache twin."""
     return [dict(cell, cache=cache) for cell in _grid_default() for cache in ("bf16", "fp8_e4m3")]
@@ -86,6 +96,7 @@ GRIDS = {
     "long": _grid_long,
     "mtp4": _grid_mtp4,
     "fp8": _grid_fp8,
+    "mixed": _grid_mixed,
 }
 
 
@@ -146,6 +157,7 @@ class BenchCell:
     cache_dtype: str = ""              # the KV cache's type (fp8_e4m3 or the query dtype)
     speedup_vs_16bit: float | None = None  # fp8 cells: time of the 16-bit-cache twin cell / this time
     telemetry: dict | None = None      # clock/power while the reported time was taken (mlagen.telemetry)
+    max_q: int | None = None           # the spec's max_q (the "mixed" grid calls specs with fewer tokens)
 
 
 def time_fn(fn, *, warmup_ms: float = 20, rep_ms: float = 200, setup=None) -> list[float]:
@@ -359,8 +371,11 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
     ms = graph_ms if graph_ms is not None else call_ms
     common = dict(spec_key=spec.key, h_q=spec.q_heads, s_q=s_q, s_k=s_k, batch=batch, page=spec.page,
                   dtype=spec.dtype, mean_len=round(sum(lens) / batch, 1), floor_ms=round(floor_ms, 4),
-                  cache_dtype=spec.cache_dtype)
-    cells = [BenchCell(kind="mlagen", plan=kernel.plan.tag, graph_ms=None if graph_ms is None else round(graph_ms, 4),
+                  cache_dtype=spec.cache_dtype, max_q=spec.max_q)
+    # a kernel compiled for fewer query tokens than the spec's max_q (plan knob q_tokens) says so in its tag
+    narrow = getattr(getattr(kernel, "spec", None), "max_q", spec.max_q)
+    tag = kernel.plan.tag + (f"-q{narrow}" if narrow < spec.max_q else "")
+    cells = [BenchCell(kind="mlagen", plan=tag, graph_ms=None if graph_ms is None else round(graph_ms, 4),
                        call_ms=round(call_ms, 4), gbps=round(nbytes / (ms * 1e-3) / 1e9, 1),
                        tflops=round(flops / (ms * 1e-3) / 1e12, 1), ratio=round(floor_ms / ms, 3),
                        runs_ms=[round(t, 4) for t in runs[:100]], telemetry=_as_dict(telemetry), **common)]
@@ -522,7 +537,8 @@ def format_cell(c: BenchCell) -> str:
         ref += f" x{c.speedup_vs_16bit:.2f} vs 16-bit cache"
     cache = " fp8" if c.cache_dtype and c.cache_dtype != c.dtype else ""
     clocks = f" [{TelemetrySummary(**c.telemetry).short()}]" if c.telemetry else ""
-    return (f"{c.kind:8s} h={c.h_q:3d} s_q={c.s_q} s_k={c.s_k:6d} b={c.batch:3d} p={c.page:3d} {c.dtype}{cache} "
+    of = f"/{c.max_q}" if c.max_q and c.max_q != c.s_q else ""
+    return (f"{c.kind:8s} h={c.h_q:3d} s_q={c.s_q}{of} s_k={c.s_k:6d} b={c.batch:3d} p={c.page:3d} {c.dtype}{cache} "
             f"graph {graph} ms call {c.call_ms:8.4f} ms {c.gbps:7.1f} GB/s {c.tflops:6.1f} TFLOP/s "
             f"floor {c.floor_ms:.4f} ms ratio {c.ratio:.3f}{ref}{clocks}")
 

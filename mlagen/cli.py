@@ -269,7 +269,7 @@ def _build_run(args: argparse.Namespace) -> int:
     from mlagen.codegen import render, write_generated
     from mlagen.device import H100_SXM
     from mlagen.jit import build, cache_root
-    from mlagen.plan import PlanError, consumer_registers, plan_for, plans_by_s_q, smem_bytes
+    from mlagen.plan import PlanError, consumer_registers, kernel_spec, plan_for, plans_by_s_q, smem_bytes
 
     sf = load_spec_file(args.spec)
     spec = sf.spec
@@ -292,7 +292,8 @@ def _build_run(args: argparse.Namespace) -> int:
             write_generated(render(spec, other), args.generated)
             also[other] = build(spec, other, device=device, cache_dir=args.cache, force=args.force)
     total = time.perf_counter() - start
-    smem, regs = smem_bytes(spec, plan), consumer_registers(spec, plan)
+    kspec, kplan = kernel_spec(spec, plan)  # a pinned q_tokens: the narrower spec's kernel
+    smem, regs = smem_bytes(kspec, kplan), consumer_registers(kspec, kplan)
     counts = dict(result.meta.get("instructions", {}))
     info = {
         "spec_file": str(sf.path),

@@ -20,6 +20,7 @@ from mlagen.plan import (
     heads_n_column_blocks,
     heads_n_scale_box_words,
     heads_n_tile_chunks,
+    kernel_spec,
     kv_rows,
     padded_dqk,
     q_rows,
@@ -137,8 +138,11 @@ def _header(spec: MLASpec, plan: KernelPlan, thash: str) -> str:
 
 
 def render(spec: MLASpec, plan: KernelPlan) -> RenderedKernel:
-    """Render the decode module for ``spec`` under ``plan``."""
+    """Render the decode module for ``spec`` under ``plan`` (a plan with ``q_tokens`` below ``max_q``: the
+    narrower spec's module, :func:`mlagen.plan.kernel_spec`)."""
     import jinja2
+
+    spec, plan = kernel_spec(spec, plan)
 
     root = template_dir()
     env = jinja2.Environment(

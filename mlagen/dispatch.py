@@ -12,9 +12,11 @@ bucket to the fastest plan, a missing bucket to the nearest tuned one (same
 s_q first, then the smallest log2 distance in batch plus context, ties to the
 larger bucket), and a spec with nothing tuned to the heuristic plan
 (:func:`mlagen.plan.plan_for`). Where the heuristic plan depends on s_q
-(:func:`mlagen.plan.plans_by_s_q`: fp8 m-block pairs that only some s_q fill), an
+(:func:`mlagen.plan.plans_by_s_q`: fp8 m-block pairs that only some s_q fill,
+small s_q on a heads_n kernel compiled for them), an
 s_q with no tuned bucket of its own takes its own heuristic plan, not another
-s_q's winner. Tables are read from the database once per
+s_q's winner (and never a plan compiled for fewer query tokens than the
+call brings, ``q_tokens``). Tables are read from the database once per
 process and a call's lookup is a dict lookup (about a microsecond).
 
 Wiring into the JIT (for ``mlagen.compile``)::
@@ -34,7 +36,7 @@ import threading
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from mlagen.plan import KernelPlan, PlanError, check_plan, plan_for, plans_by_s_q
+from mlagen.plan import KernelPlan, PlanError, check_plan, plan_for, plans_by_s_q, serves
 
 __all__ = [
     "Bucket",
@@ -162,8 +164,11 @@ class DispatchTable:
         with self._lock:
             near = nearest_bucket(bucket, self.tuned)
             if near is not None and near.s_q != bucket.s_q and self.varies_by_s_q:
-                # another s_q's winner may leave this s_q's m-blocks unpaired: its own heuristic plan instead
+                # another s_q's winner may leave this s_q's m-blocks unpaired, or be compiled for fewer query
+                # tokens: its own heuristic plan instead
                 near = None
+            if near is not None and not serves(self.spec, self.tuned[near], bucket.s_q):
+                near = None  # a kernel compiled for fewer query tokens than this bucket's
             hit = (self.tuned[near], "nearest") if near is not None else (self.heuristic_for(bucket.s_q), "heuristic")
             self._resolved[bucket] = hit
             self._plans[bucket] = hit[0]

@@ -280,6 +280,8 @@ def export(
 
     result = build(spec, plan, cache_dir=cache_dir)
     identity = result.identity
+    # the kernel's own spec: a plan compiled for fewer query tokens (q_tokens) exports that narrower ABI
+    spec = identity.spec
     compiled, compile_s = _compile_for_export(result)
     with tempfile.TemporaryDirectory(prefix="mlagen-export-") as tmp:
         compiled.export_to_c(tmp, prefix, prefix)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from mlagen.codegen import atomic_write, render, template_hash
 from mlagen.device import H100_SXM, DeviceFacts
-from mlagen.plan import KernelPlan, check_plan, plan_for
+from mlagen.plan import KernelPlan, check_plan, kernel_spec, plan_for
 from mlagen.spec import MLASpec
 
 __all__ = [
@@ -126,10 +126,13 @@ class KernelIdentity:
 
 
 def identity_for(spec: MLASpec, plan: KernelPlan | None = None, device: DeviceFacts = H100_SXM) -> KernelIdentity:
-    """The identity of ``spec`` under ``plan`` (checked), or under the planner's choice."""
+    """The identity of ``spec`` under ``plan`` (checked), or under the planner's choice. A plan with
+    ``q_tokens`` below ``max_q`` is the kernel of the narrower spec (:func:`mlagen.plan.kernel_spec`), and
+    shares its cache entry."""
     from mlagen import __version__
 
     plan = check_plan(spec, plan, device) if plan is not None else plan_for(spec, device)
+    spec, plan = kernel_spec(spec, plan)
     return KernelIdentity(
         spec=spec,
         plan=plan,
@@ -329,7 +332,7 @@ def compile(
     toolchain) and ``tuned`` is true, a :class:`~mlagen.dispatch.TunedKernel` that picks
     the measured-best plan per call by shape bucket; otherwise the planner's heuristic plan,
     or where that depends on the call's s_q (:func:`mlagen.plan.plans_by_s_q`: fp8 m-block
-    pairs that only some s_q fill), a ``TunedKernel`` over the heuristic plans that picks
+    pairs that only some s_q fill; small s_q on a heads_n kernel compiled for them), a ``TunedKernel`` over the heuristic plans that picks
     one per call by s_q (each compiled on first use).
 
     Cold: renders, compiles for sm_90a and stores the object in the cache.

@@ -62,6 +62,13 @@ A plan fixes every compile-time knob of the generated decode kernel:
   the planner pairs only the calls whose rows make whole pairs (``pairs_whole``,
   per ``s_q`` through ``plan_for(spec, s_q=...)``), and ``check_plan`` rejects a
   pair that no ``s_q`` of the spec fills.
+* ``q_tokens`` (0: the spec's ``max_q``): the most query tokens per request the
+  kernel is compiled for. A plan with ``q_tokens`` below ``max_q`` builds the kernel
+  of ``spec.replace(max_q=q_tokens)`` (``kernel_spec``) and serves only calls with
+  that many query tokens or fewer (``serves``). The planner gives it to the calls
+  of a speculative-decoding spec whose own rows fit heads_n (at most 32 per KV
+  head) while ``max_q``'s do not: their rows go on wgmma's N instead of filling a
+  fraction of the seesaw's 64-row M tile (``plan_for(spec, s_q=...)``).
 * ``split_kv`` and ``parts_per_sm``: the split-KV policy. The decode grid is
   persistent-like: ``parts`` CTAs per (m-block, kv head) each take an equal
   share of all (request, KV tile) pairs of the batch, computed on the GPU;
@@ -87,6 +94,7 @@ __all__ = [
     "PlanError",
     "UnsupportedSpecError",
     "check_plan",
+    "kernel_spec",
     "m_blocks",
     "pairs_whole",
     "parse_knob",
@@ -94,6 +102,7 @@ __all__ = [
     "plan_for",
     "plans_by_s_q",
     "search_space",
+    "serves",
     "smem_bytes",
     "supports",
 ]
@@ -167,6 +176,7 @@ class KernelPlan:
     cluster: int = 1
     split_kv: bool = True
     parts_per_sm: int = 1
+    q_tokens: int = 0
 
     @property
     def producer_wgs(self) -> int:
@@ -188,7 +198,8 @@ class KernelPlan:
         raw = f"r{self.raw_stages}" if self.raw_stages else ""
         cluster = f"c{self.cluster}" if self.cluster != 1 else ""
         rows = f"m{self.block_m}" if self.block_m != WGMMA_M else ""
-        return f"{rows}n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{cluster}{sched}{split}"
+        tokens = f"-q{self.q_tokens}" if self.q_tokens else ""
+        return f"{rows}n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{cluster}{sched}{split}{tokens}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -199,7 +210,9 @@ class KernelPlan:
 
     def compile_dict(self) -> dict:
         """The knobs baked into the compiled code (runtime knobs such as ``parts_per_sm`` excluded)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KNOBS}
+        # q_tokens = 0 (the spec's max_q) is left out, so plans from before the knob keep their keys
+        return {k: v for k, v in self.to_dict().items()
+                if k not in RUNTIME_KNOBS and not (k == "q_tokens" and v == 0)}
 
     @property
     def key(self) -> str:
@@ -341,6 +354,22 @@ def cluster_unsupported(spec: MLASpec, plan: KernelPlan) -> str | None:
     return None
 
 
+def kernel_spec(spec: MLASpec, plan: KernelPlan) -> tuple[MLASpec, KernelPlan]:
+    """The spec and plan a kernel is compiled from: a plan with ``q_tokens`` below the spec's ``max_q``
+    compiles ``spec.replace(max_q=q_tokens)`` (the knob cleared: it is that spec's own kernel)."""
+    if not plan.q_tokens:
+        return spec, plan
+    if not 1 <= plan.q_tokens <= spec.max_q:
+        raise PlanError(f"q_tokens = {plan.q_tokens}: {spec.key} takes 1..{spec.max_q} query tokens per request")
+    narrow = spec.replace(max_q=plan.q_tokens) if plan.q_tokens < spec.max_q else spec
+    return narrow, dataclasses.replace(plan, q_tokens=0)
+
+
+def serves(spec: MLASpec, plan: KernelPlan, s_q: int) -> bool:
+    """Whether ``plan``'s kernel takes calls with ``s_q`` query tokens (``q_tokens`` caps them)."""
+    return 1 <= s_q <= (plan.q_tokens or spec.max_q)
+
+
 def m_blocks(spec: MLASpec, plan: KernelPlan, s_q: int) -> int:
     """CTAs per (KV head, part) of a call with ``s_q`` query tokens: its packed rows in ``block_m`` blocks,
     rounded up to whole clusters (the last cluster's empty m-block loads its share and stores nothing)."""
@@ -448,6 +477,18 @@ def fp8_pair_default(spec: MLASpec, s_q: int | None = None) -> bool:
     return all(pairs_whole(spec, paired, q) for q in ([s_q] if s_q else range(1, spec.max_q + 1)))
 
 
+def narrow_heads_n(spec: MLASpec, s_q: int) -> bool:
+    """Whether calls with ``s_q`` (< ``max_q``) query tokens run the heads_n kernel of ``spec.replace(max_q=s_q)``
+    (a plan with ``q_tokens=s_q``): their rows fit heads_n's N (at most 32 per KV head) while ``max_q``'s do not,
+    so the seesaw (or heads_n in column blocks) would run them in a mostly empty 64-row M tile or beside empty
+    column blocks. Measured on the H100 with the bench grid's twin cells: heads_n at 16 rows 0.88-0.98 of the
+    memory floor against 0.78-0.95 for the seesaw's 64 rows over a bf16 cache (the same bytes), and over fp8
+    0.74-0.88 against 0.47-0.53 (docs/perf/experiments/2026-12-07w)."""
+    if not 1 <= s_q < spec.max_q:
+        return False
+    return heads_n_default(spec.replace(max_q=s_q)) and not heads_n_default(spec)
+
+
 def heads_n_default_wgs(spec: MLASpec) -> int:
     """MMA warpgroups of the planner's heads_n plan: two splitting the query rows where they make 16
     or more each (a multiple of 32) over a 16-bit cache, since each then overlaps its softmax with the
@@ -540,6 +581,10 @@ def check_plan(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM) 
     why = supports(spec)
     if why:
         raise UnsupportedSpecError(f"{spec.key}: not supported yet: {why}")
+    if plan.q_tokens:
+        # the kernel of the narrower spec: checked as that spec's plan
+        check_plan(*kernel_spec(spec, plan), device)
+        return plan
     p = plan
     if p.schedule == "heads_n":
         if p.consumer_wgs in (1, 2) and p.block_m != heads_n_block_m(spec, p.consumer_wgs):
@@ -697,8 +742,11 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, *, s_q: int | None =
       m-block pairs sharing each tile's conversion where the call's rows make whole pairs (``fp8_pair_default``),
       else heads_n on two MMA warpgroups of 32 columns (``heads_n_wide_default``), else the split
       schedule.
+    - with ``s_q`` below ``max_q`` where that call's rows fit heads_n's N and ``max_q``'s do not
+      (``narrow_heads_n``): the heads_n kernel compiled for ``s_q`` query tokens (``q_tokens=s_q``).
 
-    Keyword overrides pin knobs (``stages=2``); the result is always checked.
+    Keyword overrides pin knobs (``stages=2``); the result is always checked. Pinned knobs keep the
+    spec's own ``max_q`` unless ``q_tokens`` is pinned as well (``q_tokens=0``: never narrowed).
     """
     why = supports(spec)
     if why:
@@ -706,6 +754,24 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, *, s_q: int | None =
     if s_q is not None and not 1 <= s_q <= spec.max_q:
         raise PlanError(f"s_q = {s_q}: {spec.key} takes 1..{spec.max_q} query tokens per request")
     overrides = dict(overrides)
+    if "q_tokens" in overrides:
+        # pinned: the kernel compiled for that many query tokens (0: the spec's max_q, never narrowed)
+        q = overrides.pop("q_tokens")
+        if q and not 1 <= q <= spec.max_q:
+            raise PlanError(f"q_tokens = {q}: {spec.key} takes 1..{spec.max_q} query tokens per request")
+        if q and s_q is not None and s_q > q:
+            raise PlanError(f"q_tokens = {q}: a kernel compiled for {q} query tokens cannot serve calls with s_q = {s_q}")
+        if q and q < spec.max_q:
+            return dataclasses.replace(plan_for(spec.replace(max_q=q), device, s_q=s_q, **overrides), q_tokens=q)
+        return _planned(spec, device, s_q, overrides)
+    if s_q is not None and not overrides and narrow_heads_n(spec, s_q):
+        # this call's rows fit heads_n's N while max_q's do not: the kernel compiled for s_q query tokens
+        return dataclasses.replace(plan_for(spec.replace(max_q=s_q), device), q_tokens=s_q)
+    return _planned(spec, device, s_q, overrides)
+
+
+def _planned(spec: MLASpec, device: DeviceFacts, s_q: int | None, overrides: dict) -> KernelPlan:
+    """``plan_for``'s choice for ``spec`` itself (no narrower kernel)."""
     if overrides.get("cluster", 1) > 1 and "schedule" not in overrides:
         # only the seesaw shares a KV tile between m-blocks (over fp8: its conversion, too)
         return plan_for(spec, device, s_q=s_q, schedule="seesaw", **{"consumer_wgs": 2, **overrides})
@@ -788,7 +854,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, *, s_q: int | None =
 
 def plans_by_s_q(spec: MLASpec, device: DeviceFacts = H100_SXM) -> dict[int, KernelPlan]:
     """The heuristic plan of each ``s_q`` in 1..max_q (``plan_for(spec, s_q=...)``): where they differ (fp8
-    m-block pairs filled only by some s_q), a kernel compiled without a plan dispatches on the call's s_q."""
+    m-block pairs filled only by some s_q; small s_q on a narrower heads_n kernel, ``narrow_heads_n``), a
+    kernel compiled without a plan dispatches on the call's s_q."""
     return {q: plan_for(spec, device, s_q=q) for q in range(1, spec.max_q + 1)}
 
 

@@ -57,7 +57,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from mlagen.device import DeviceFacts
 from mlagen.dispatch import Bucket, TunedKernel, bucket_of, clear_cache, pow2_ceil
-from mlagen.plan import KernelPlan, plan_for, plans_by_s_q, search_space
+from mlagen.plan import KernelPlan, plan_for, plans_by_s_q, search_space, serves
 from mlagen.spec import MLASpec
 from mlagen.tune_db import Measurement, TuneDB, TuneKey, default_db_path, plan_key, toolchain, tune_key
 
@@ -248,7 +248,7 @@ class CudaTimer:
         from mlagen.testing import assert_close_mla, make_problem
 
         kernel = self.kernel(spec, plan)
-        for s_q in sorted({spec.max_q, 1}, reverse=True):
+        for s_q in sorted({plan.q_tokens or spec.max_q, 1}, reverse=True):
             p = make_problem(spec, batch=3, seqlens=[s_q, 3 * spec.page + 17, 1000 + s_q], s_q=s_q, seed=7,
                              device="cuda")
             out = torch.full((p.batch, s_q, spec.q_heads, spec.d_v), float("nan"), dtype=p.q.dtype, device="cuda")
@@ -902,8 +902,10 @@ class Tuner:
         plans = list(dict.fromkeys([*(self.plans if self.plans is not None else candidates(spec, facts)), heuristic,
                                     *{heuristic_of[b.s_q]: None for b in self.buckets}]))
         done = db.measured(key, include_failed=not self.retry_failed)
-        work = [(b, p) for b in self.buckets for p in plans if (b, plan_key(p)) not in done]
-        total_pairs = len(self.buckets) * len(plans)
+        # a plan compiled for fewer query tokens (q_tokens) runs only the buckets it serves
+        pairs = [(b, p) for b in self.buckets for p in plans if serves(spec, p, b.s_q)]
+        work = [(b, p) for b, p in pairs if (b, plan_key(p)) not in done]
+        total_pairs = len(pairs)
         spec_dict = spec.to_dict()
         builds = _Builds(spec, facts, self.builder, self.jobs, self.cache_dir)
         builds.submit(p for _, p in work)

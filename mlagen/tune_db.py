@@ -151,7 +151,9 @@ def tune_key(spec, device_facts, chain: tuple[str, str, str] | None = None) -> T
 
 def plan_key(plan) -> str:
     """Canonical JSON of a full plan (runtime knobs included): one candidate."""
-    data = plan if isinstance(plan, dict) else plan.to_dict()
+    data = dict(plan if isinstance(plan, dict) else plan.to_dict())
+    if not data.get("q_tokens"):
+        data.pop("q_tokens", None)  # the spec's max_q, as rows written before the knob say by leaving it out
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

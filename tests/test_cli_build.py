@@ -157,6 +157,34 @@ def test_a_spec_whose_plan_depends_on_s_q_builds_every_kernel(kernel_cache, tmp_
     assert status == 0 and info["plan_tag"] == "n64s2w2c2-seesaw" and info["also_built"] == []
 
 
+def test_a_spec_whose_small_s_q_run_a_narrower_kernel_builds_it(kernel_cache, tmp_path):
+    """DeepSeek-V3 TP4 with one drafted token: 2-token calls run the seesaw (the plan serving every s_q), 1-token
+    calls the heads_n kernel compiled for one token, which is DeepSeek-V3 TP4's own kernel and module."""
+    from mlagen.plan import plans_by_s_q
+
+    path = REPO / "specs" / "deepseek_v3_tp4_mtp.py"
+    spec = load_spec(path)
+    by_s_q = plans_by_s_q(spec)
+    status, out, err = run("build", path, "--cache", kernel_cache, "--generated", tmp_path / "gen", "--json")
+    assert status == 0 and err == "", err
+    info = json.loads(out)
+    assert info["plan"] == plan_for(spec).to_dict() == by_s_q[2].to_dict()
+    (also,) = info["also_built"]
+    assert also["plan_tag"] == by_s_q[1].tag == "n64s23w2-headsn-q1" and also["s_q"] == [1]
+    narrow_module = render(load_spec(REPO / "specs" / "deepseek_v3_tp4.py"), plan_for(spec.replace(max_q=1))).module_name
+    assert render(spec, by_s_q[1]).module_name == narrow_module
+    assert sorted(f.name for f in (tmp_path / "gen").iterdir()) == sorted(
+        [f"{render(spec, by_s_q[2]).module_name}.py", f"{narrow_module}.py"])
+    # pinned, it builds that one kernel, and its shared memory is the narrower kernel's
+    status, out, err = run("build", path, "--cache", kernel_cache, "--generated", tmp_path / "pinned", "--json",
+                           "--plan", "q_tokens=1")
+    info = json.loads(out)
+    assert status == 0 and info["plan_tag"] == "n64s23w2-headsn-q1" and info["also_built"] == []
+    from mlagen.plan import kernel_spec, smem_bytes
+
+    assert info["smem_bytes"] == smem_bytes(*kernel_spec(spec, by_s_q[1]))
+
+
 def test_pinned_knobs_equal_to_the_plan_reuse_the_kernel(cold, kernel_cache, tmp_path):
     # parts_per_sm is chosen at run time: it does not make another kernel
     status, out, err = run("build", DSV3, "--cache", kernel_cache, "--generated", tmp_path, "--json",

@@ -229,6 +229,27 @@ def test_fp8_pair_of_two_token_calls_compiles(kernel_cache):
     assert ptx.count("cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes") == 1
 
 
+def test_a_kernel_compiled_for_fewer_query_tokens_is_the_narrower_specs_kernel(kernel_cache):
+    """DeepSeek-V3 TP4 MTP's 1-token calls run the heads_n plan with q_tokens=1: its identity, cache entry,
+    rendered module and compiled kernel are those of the spec with max_q 1 (DeepSeek-V3 TP4 itself), so
+    ``mlagen build`` of either file compiles it once."""
+    from mlagen.plan import plans_by_s_q
+
+    spec = TO_BUILD["deepseek_v3_tp4_mtp"]
+    one = plans_by_s_q(spec)[1]
+    narrow = TO_BUILD["deepseek_v3_tp4"]
+    assert one.q_tokens == 1 and narrow == spec.replace(max_q=1)
+    identity = identity_for(spec, one)
+    assert identity.spec == narrow and identity.plan.q_tokens == 0
+    assert identity.key == identity_for(narrow).key
+    assert render(spec, one).source == render(narrow, plan_for(narrow)).source
+    result = build(spec, one, cache_dir=str(kernel_cache))
+    assert result.entry_dir == build(narrow, cache_dir=str(kernel_cache)).entry_dir
+    assert_entry_valid(result.entry_dir, result.identity)
+    # the seesaw serving both s_q is its own kernel
+    assert identity_for(spec).spec == spec and identity_for(spec).plan.schedule == "seesaw"
+
+
 def test_ptxas_report_catches_serialisation(tmp_path, monkeypatch):
     """The check above can fail: a ptxas that reports serialised wgmmas is caught, with its codes."""
     fake = tmp_path / "ptxas"

@@ -51,7 +51,7 @@ def fits_device(spec: MLASpec, plan: KernelPlan, device: DeviceFacts = H100_SXM)
 
 def test_every_spec_file_is_supported():
     assert SUPPORTED == sorted(SPEC_FILES)
-    assert len(SUPPORTED) == 14
+    assert len(SUPPORTED) == 15
 
 
 @pytest.mark.parametrize("name", SUPPORTED)
@@ -301,10 +301,12 @@ def test_plan_key_excludes_runtime_knobs():
     assert a.key == b.key and a.short_hash == b.short_hash
     assert a.compile_dict() == b.compile_dict()
     assert "parts_per_sm" not in a.compile_dict() and "parts_per_sm" not in a.key
-    assert set(a.compile_dict()) == {f.name for f in dataclasses.fields(KernelPlan)} - {"parts_per_sm"}
+    # q_tokens is in the key once set (0, the spec's max_q, leaves the keys of plans from before the knob alone)
+    assert set(a.compile_dict()) == {f.name for f in dataclasses.fields(KernelPlan)} - {"parts_per_sm", "q_tokens"}
+    assert set(KernelPlan(q_tokens=1).compile_dict()) == {f.name for f in dataclasses.fields(KernelPlan)} - {"parts_per_sm"}
     # every compile-time knob is in the key
     for change in (dict(block_n=32), dict(stages=3), dict(consumer_wgs=1), dict(producer_regs=24, consumer_regs=240),
-                   dict(split_kv=False), dict(block_m=128), dict(loader="x")):
+                   dict(split_kv=False), dict(block_m=128), dict(loader="x"), dict(q_tokens=1)):
         assert dataclasses.replace(a, **change).key != a.key, change
     assert json.loads(a.key) == a.compile_dict()
 
@@ -389,6 +391,46 @@ def test_fp8_pairs_only_for_the_s_q_that_fill_them():
     assert {p.cluster for p in plans_by_s_q(SPEC_FILES["deepseek_v3_mtp.py"]).values()} == {1}
     with pytest.raises(PlanError, match="s_q = 3: .* takes 1..2 query tokens"):
         plan_for(spec, s_q=3)
+
+
+def test_small_s_q_runs_the_heads_n_kernel_compiled_for_it():
+    """DeepSeek-V3 with 4-way TP and one drafted token (32 heads, max_q 2): 2-token calls have 64 rows per KV
+    head (the seesaw), 1-token calls 32, which fit heads_n's N: they run the heads_n kernel of the spec with
+    max_q 1 (q_tokens=1), not the seesaw's 64-row tile half empty."""
+    from mlagen.plan import kernel_spec, narrow_heads_n, plans_by_s_q, serves
+
+    spec = SPEC_FILES["deepseek_v3_tp4_mtp.py"]
+    assert (spec.q_heads, spec.max_q, spec.causal) == (32, 2, True)
+    by_s_q = plans_by_s_q(spec)
+    assert by_s_q[2] == plan_for(spec) and by_s_q[2].schedule == "seesaw" and by_s_q[2].q_tokens == 0
+    one = by_s_q[1]
+    assert (one.schedule, one.q_tokens, one.tag) == ("heads_n", 1, "n64s23w2-headsn-q1")
+    narrow = spec.replace(max_q=1)
+    assert narrow.max_q == 1 and not narrow.causal and narrow.scale == spec.scale
+    # the kernel is the narrower spec's own (the knob cleared: one cache entry for both)
+    assert kernel_spec(spec, one) == (narrow, plan_for(narrow))
+    assert kernel_spec(spec, by_s_q[2]) == (spec, by_s_q[2])
+    assert check_plan(spec, one) == one
+    assert [serves(spec, one, q) for q in (1, 2)] == [True, False]
+    assert [serves(spec, by_s_q[2], q) for q in (1, 2)] == [True, True]
+    # pins: q_tokens=0 keeps the spec's own plan for every s_q; another knob pinned alone does too
+    assert plan_for(spec, s_q=1, q_tokens=0) == by_s_q[2]
+    assert plan_for(spec, s_q=1, q_tokens=1) == one
+    assert plan_for(spec, s_q=1, stages=2).schedule == "seesaw"
+    with pytest.raises(PlanError, match="q_tokens = 1: a kernel compiled for 1 query tokens cannot serve calls with s_q = 2"):
+        plan_for(spec, s_q=2, q_tokens=1)
+    with pytest.raises(PlanError, match="q_tokens = 3: .* takes 1..2 query tokens"):
+        check_plan(spec, dataclasses.replace(one, q_tokens=3))
+    # q_tokens = 0 is left out of the compile-time key: plans from before the knob keep their kernels
+    assert "q_tokens" not in by_s_q[2].key and '"q_tokens":1' in one.key
+    # where the spec's own rows already fit heads_n, or the call's do not, nothing is narrowed
+    assert not narrow_heads_n(SPEC_FILES["deepseek_v3_tp8.py"].replace(max_q=2, causal=True), 1)
+    assert not narrow_heads_n(SPEC_FILES["deepseek_v3_mtp.py"], 1)
+    tp8_q4 = SPEC_FILES["deepseek_v3_tp8.py"].replace(max_q=4, causal=True)
+    assert [plans_by_s_q(tp8_q4)[q].q_tokens for q in (1, 2, 3, 4)] == [1, 2, 0, 0]
+    # over an fp8 cache too (one MMA warpgroup, seven converting warps)
+    fp8 = spec.replace(cache_dtype="fp8_e4m3")
+    assert (plan_for(fp8, s_q=1).schedule, plan_for(fp8, s_q=1).q_tokens) == ("heads_n", 1)
 
 
 def test_fp8_cache_plans_dequantize_into_half_tile_buffers():

@@ -365,6 +365,7 @@ EXPECTED_FILES = {
     "deepseek_v3.py",
     "deepseek_v3_tp8.py",
     "deepseek_v3_tp4.py",
+    "deepseek_v3_tp4_mtp.py",
     "deepseek_v3_mtp.py",
     "deepseek_v3_page1.py",
     "deepseek_v3_page16.py",
@@ -424,6 +425,7 @@ def test_variant_files():
     assert load_spec(SPECS / "deepseek_v3_tp8.py") == base.replace(q_heads=16)
     assert load_spec(SPECS / "deepseek_v3_tp4.py") == base.replace(q_heads=32)
     assert load_spec(SPECS / "deepseek_v3_mtp.py") == base.replace(max_q=2, causal=True)
+    assert load_spec(SPECS / "deepseek_v3_tp4_mtp.py") == base.replace(q_heads=32, max_q=2, causal=True)
     for page in (1, 16, 128):
         assert load_spec(SPECS / f"deepseek_v3_page{page}.py") == base.replace(page=page)
     fp8 = load_spec(SPECS / "deepseek_v3_fp8.py")

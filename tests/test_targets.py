@@ -72,6 +72,13 @@ def test_only_our_cells_count():
     assert check(cells) == []
 
 
+def test_calls_with_fewer_tokens_than_max_q_are_not_the_issues_cells():
+    """The "mixed" grid times specs with max_q above the call's s_q: no issue judges those shapes."""
+    fp8 = dict(h_q=16, s_k=16384, cache_dtype="fp8_e4m3", ratio=0.9, speedup_vs_16bit=1.7)
+    assert check([_cell(max_q=4, **fp8), _cell(max_q=2, s_k=16384, ratio=0.95)]) == []
+    assert [c.met for c in check([_cell(max_q=1, **fp8)])] == [True, True]
+
+
 def test_summary_lists_misses_per_target():
     cells = [_cell(page=64, graph_ms=1.0), _cell(page=16, graph_ms=1.5), _cell(page=16, s_k=16384, graph_ms=1.0),
              _cell(page=64, s_k=16384, graph_ms=1.0, ratio=0.95)]

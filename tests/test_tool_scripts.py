@@ -59,4 +59,5 @@ def test_grids3_runs_every_bench_grid():
 
     script = (REPO / GRIDS3).read_text()
     listed = re.search(r"GRIDS=\$\{GRIDS:-([a-z0-9,]+)\}", script).group(1).split(",")
-    assert sorted(listed) == sorted(GRIDS)
+    # every grid an issue judges ("mixed" times calls with fewer tokens than max_q, which no issue names)
+    assert sorted(listed) == sorted(g for g in GRIDS if g != "mixed")

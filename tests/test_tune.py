@@ -403,6 +403,37 @@ def test_untuned_s_q_takes_its_own_heuristic_plan_where_they_differ(db):
     assert compiled == [by_s_q[1], by_s_q[2]]
 
 
+TP4_Q2 = MLASpec(q_heads=32, max_q=2, causal=True)
+
+
+def test_a_plan_compiled_for_fewer_query_tokens_serves_only_those_calls(db):
+    """32 heads with one drafted token: 1-token calls run heads_n compiled for one token (q_tokens=1). The tuner
+    measures that plan only in the buckets it serves, and a table never hands it to a call with more tokens,
+    even as the nearest tuned bucket of a spec whose heuristic plan is the same for every s_q."""
+    from mlagen.dispatch import heuristic_table
+    from mlagen.plan import plans_by_s_q
+
+    by_s_q = plans_by_s_q(TP4_Q2, FAKE_GPU)
+    assert (by_s_q[1].q_tokens, by_s_q[2].q_tokens) == (1, 0)
+    buckets = [Bucket(1, 8, 2048), Bucket(2, 8, 2048)]
+    timer = FakeTimer()
+    report = inline_tuner(db, spec=TP4_Q2, buckets=buckets, timer=timer, plans=[by_s_q[2], by_s_q[1]]).run()
+    assert report.total == report.measured == 3  # the 1-token kernel is not run at s_q 2
+    rows = db.measurements(report.key)
+    assert {(r.bucket.s_q, r.plan["q_tokens"]) for r in rows} == {(1, 0), (1, 1), (2, 0)}
+    # each bucket's heuristic row is its own s_q's plan
+    assert {(r.bucket.s_q, r.plan["q_tokens"]) for r in rows if r.is_heuristic} == {(1, 1), (2, 0)}
+    assert heuristic_table(TP4_Q2, FAKE_GPU).resolve(Bucket(1, 64, 4096)) == (by_s_q[1], "heuristic")
+    # one heuristic plan for every s_q (16 heads, max_q 2: 32 rows), a tuned 1-token kernel pinned with
+    # q_tokens=1: the nearest bucket of a 2-token call, but not one it can run
+    narrow = plan_for(SPEC_Q2, H100_SXM, s_q=1, q_tokens=1)
+    assert narrow.q_tokens == 1 and not heuristic_table(SPEC_Q2, H100_SXM).varies_by_s_q
+    db.record(tune_key(SPEC_Q2, H100_SXM), SPEC_Q2.to_dict(), _row(Bucket(1, 128, 16384), narrow, 0.1))
+    table = load_table(SPEC_Q2, H100_SXM, db.path)
+    assert table.resolve(Bucket(1, 64, 8192)) == (narrow, "nearest")
+    assert table.resolve(Bucket(2, 128, 16384)) == (plan_for(SPEC_Q2, H100_SXM), "heuristic")
+
+
 def test_dispatch_cost_is_microseconds(db):
     import torch
 

@@ -127,22 +127,35 @@ def test_opt_in_plans_against_reference(name, gpu_examples):
     check_score_jumps(kernel, spec)
 
 
-def test_compile_dispatches_on_s_q_where_the_plans_differ():
-    """Kimi-K2 over an fp8 cache with one drafted token (specs/kimi_k2_fp8_mtp.py): 2-token calls fill m-block
-    pairs (128 rows per KV head), 1-token calls do not (64). ``mlagen.compile`` without a plan returns a kernel
-    that runs the paired plan for s_q 2 and the unpaired one for s_q 1; both against the reference, with lengths
-    0, 1 and non-multiples of the page, eagerly and alternating s_q on one kernel object."""
+@pytest.mark.parametrize("name", ["kimi_k2_fp8_mtp", "deepseek_v3_tp4_mtp", "deepseek_v3_tp4_mtp+fp8"])
+def test_compile_dispatches_on_s_q_where_the_plans_differ(name):
+    """Specs whose calls run another kernel by s_q, through ``mlagen.compile`` without a plan, each s_q against
+    the reference with lengths 0, 1 and non-multiples of the page, eagerly and alternating s_q on one kernel
+    object:
+    - Kimi-K2 over an fp8 cache with one drafted token (specs/kimi_k2_fp8_mtp.py): 2-token calls fill m-block
+      pairs (128 rows per KV head) and run the pair, 1-token calls (64) the unpaired seesaw;
+    - DeepSeek-V3 TP4 with one drafted token (specs/deepseek_v3_tp4_mtp.py; and over an fp8 cache): 2-token
+      calls (64 rows) run the seesaw, 1-token calls (32) the heads_n kernel compiled for one token."""
     from mlagen.dispatch import TunedKernel
+    from mlagen.plan import kernel_spec
     from mlagen.spec import load_spec_file
 
-    spec = load_spec_file(Path(__file__).resolve().parents[2] / "specs" / "kimi_k2_fp8_mtp.py").spec
+    stem, _, cache = name.partition("+")
+    spec = load_spec_file(Path(__file__).resolve().parents[2] / "specs" / f"{stem}.py").spec
+    if cache:
+        spec = spec.replace(cache_dtype="fp8_e4m3")
     kernel = mlagen.jit.compile(spec, tuned=False)
     assert isinstance(kernel, TunedKernel)
     lens = [5000, 0, 1, 700, 12345, 64]
     for s_q, seed in ((1, 41), (2, 42), (1, 43), (2, 44)):
         problem = make_problem(spec, batch=len(lens), seqlens=lens, s_q=s_q, seed=seed, device="cuda")
         chosen = kernel.kernel_for(problem.batch, s_q, problem.block_table.shape[1])
-        assert chosen.plan == plan_for(spec, s_q=s_q) and chosen.plan.cluster == s_q, chosen.plan.tag
+        plan = plan_for(spec, s_q=s_q)
+        assert (chosen.spec, chosen.plan) == kernel_spec(spec, plan), chosen
+        if stem == "kimi_k2_fp8_mtp":
+            assert plan.cluster == s_q, plan.tag
+        else:
+            assert (plan.schedule, chosen.spec.max_q) == (("heads_n", 1) if s_q == 1 else ("seesaw", 2)), plan.tag
         run_checked(kernel, problem)
         run_checked(kernel, with_score_jumps(problem), num_parts=1)
 
