@@ -7,7 +7,7 @@
 #    the narrower heads_n kernel);
 # 3. `mlagen bench --grid mixed` with the planner's plans, then with `--plan q_tokens=0` (the spec's own kernel,
 #    what ran before), then the planner's again: same process order A, B, A;
-# 4. the whole GPU test file (skipped with NO_SUITE=1).
+# 4. the whole GPU test file (skipped with NO_SUITE=1, which also prebuilds no suite variants).
 set -uo pipefail
 : "${MLAGEN_COMMIT:?name the commit sent}"
 cd "$(dirname "$0")/../../../.."
@@ -18,7 +18,8 @@ export PYTHONUNBUFFERED=1 MLAGEN_CACHE_DIR=${MLAGEN_CACHE_DIR:-$PWD/.gpu-cache-w
 pack() { tar -C "$RES" -cJf "$OUT/results.tar.xz" --exclude='*.png' .; }
 echo "commit $MLAGEN_COMMIT" > "$RES/commit.txt"
 nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv > "$RES/gpu.txt" 2>&1; cat "$RES/gpu.txt"
-timeout 240 python tools/prebuild.py --cache "$MLAGEN_CACHE_DIR" --jobs 16 --variants --specs specs --bench mixed \
+variants=(--variants); [[ -n "${NO_SUITE:-}" ]] && variants=()
+timeout 240 python tools/prebuild.py --cache "$MLAGEN_CACHE_DIR" --jobs 16 "${variants[@]}" --specs specs --bench mixed \
   > "$RES/prebuild.txt" 2>&1
 tail -1 "$RES/prebuild.txt"; echo "== prebuild at ${SECONDS}s"; pack
 MLAGEN_GPU_EXAMPLES=${MLAGEN_GPU_EXAMPLES:-40} timeout 150 python -m pytest -q -p no:cacheprovider \
