@@ -126,6 +126,9 @@ _FP8_SEESAW_SPLITS = ((56, 224),)
 # heads_n: two producer warpgroups and one MMA warpgroup; the MMA warpgroup's registers come from
 # what the producers give up below the launch's even share (168 each for 384 threads)
 _HEADS_N_REGS = (136, 232)
+# fp8, one MMA warpgroup: three producer warpgroups (eleven converting warps instead of seven, for the
+# conversion's latency), within the 128 x 512 = 65,536 a CTA of 512 threads is launched with
+_HEADS_N_REGS_3P = (88, 232)
 # two MMA warpgroups splitting the query rows (16-bit caches' default where the rows split in 16s):
 # 2 x 128 x (producer + consumer) <= 65,536
 _HEADS_N_REGS_2WG = (104, 152)
@@ -184,7 +187,8 @@ class KernelPlan:
         MMA warpgroups of 32 columns (their register splits, ``_HEADS_N_WIDE_SPLITS``), one."""
         if self.schedule != "heads_n":
             return 1
-        return 1 if (self.producer_regs, self.consumer_regs) in _HEADS_N_WIDE_SPLITS else 2
+        split = (self.producer_regs, self.consumer_regs)
+        return 1 if split in _HEADS_N_WIDE_SPLITS else 3 if split == _HEADS_N_REGS_3P else 2
 
     @property
     def threads(self) -> int:
@@ -199,7 +203,9 @@ class KernelPlan:
         cluster = f"c{self.cluster}" if self.cluster != 1 else ""
         rows = f"m{self.block_m}" if self.block_m != WGMMA_M else ""
         tokens = f"-q{self.q_tokens}" if self.q_tokens else ""
-        return f"{rows}n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{cluster}{sched}{split}{tokens}"
+        producers = "p3" if self.producer_wgs == 3 else ""
+        return (f"{rows}n{self.block_n}s{self.stages}{raw}w{self.consumer_wgs}{producers}{cluster}{sched}{split}"
+                f"{tokens}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -422,7 +428,7 @@ def heads_n_reg_splits(spec: MLASpec, wgs: int) -> tuple[tuple[int, int], ...]:
     """heads_n's (producer_regs, consumer_regs) choices, the planner's first: one MMA warpgroup; two of
     16 columns; two of 32."""
     if wgs == 1:
-        return (_HEADS_N_REGS,)
+        return (_HEADS_N_REGS, _HEADS_N_REGS_3P) if spec.cache_dtype == FP8_CACHE else (_HEADS_N_REGS,)
     return _HEADS_N_WIDE_SPLITS if heads_n_cols(spec, wgs) // wgs > 16 else (_HEADS_N_REGS_2WG,)
 
 
@@ -432,9 +438,8 @@ def heads_n_min_ring(spec: MLASpec, plan: KernelPlan) -> int:
     tiles do not fit, so one tile plus a chunk per converting warp and one more (the bound under which
     the converting warps' parity waits stay exact, see convert_chunk)."""
     chunks = heads_n_tile_chunks(spec)
-    if plan.producer_wgs == 1:
-        return chunks + dequant_warps(plan) + 1
-    return 2 * chunks
+    exact = chunks + dequant_warps(plan) + 1
+    return exact if plan.producer_wgs == 1 else max(2 * chunks, exact)
 
 
 def heads_n_default(spec: MLASpec) -> bool:

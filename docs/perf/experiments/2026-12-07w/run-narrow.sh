@@ -6,7 +6,7 @@
 # 2. the GPU dispatch tests (Kimi-K2 fp8 MTP; DeepSeek-V3 TP4 MTP over bf16 and fp8 caches: 1-token calls on
 #    the narrower heads_n kernel);
 # 3. `mlagen bench --grid mixed` with the planner's plans, then with `--plan q_tokens=0` (the spec's own kernel,
-#    what ran before), then the planner's again: same process order A, B, A;
+#    what ran before), then the planner's again (BENCH_RUNS, default "A1 B A2");
 # 4. the whole GPU test file (skipped with NO_SUITE=1, which also prebuilds no suite variants).
 set -uo pipefail
 : "${MLAGEN_COMMIT:?name the commit sent}"
@@ -25,7 +25,7 @@ tail -1 "$RES/prebuild.txt"; echo "== prebuild at ${SECONDS}s"; pack
 MLAGEN_GPU_EXAMPLES=${MLAGEN_GPU_EXAMPLES:-40} timeout 150 python -m pytest -q -p no:cacheprovider \
   tests/gpu/test_decode_gpu.py -k "dispatches_on_s_q" 2>&1 | tail -15 > "$RES/tests-new.txt"
 tail -3 "$RES/tests-new.txt"; echo "== new tests at ${SECONDS}s"; pack
-for run in A1 B A2; do
+for run in ${BENCH_RUNS:-A1 B A2}; do
   plan=(); [[ $run == B ]] && plan=(--plan q_tokens=0)
   timeout 150 python -m mlagen bench --grid mixed --rep-ms 20 "${plan[@]}" --out "$RES" --name "mixed-$run" 2>&1 \
     | grep -v Warning > "$RES/bench-mixed-$run.txt"
