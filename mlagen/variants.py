@@ -128,6 +128,10 @@ def plan_variants() -> dict[str, tuple[str, dict]]:
         "h128_p64_fp8_headsn2wg56": ("h128_p64_fp8", {"schedule": "heads_n", "consumer_wgs": 2,
                                                       "producer_regs": 56, "consumer_regs": 224}),
         "h128_p64_fp8_split": ("h128_p64_fp8", {"schedule": "split"}),
+        # heads_n over fp8 with three producer warpgroups (eleven converting warps, registers 88/232): 8 rows on
+        # 16 columns without RoPE or LSE; 24 rows of eight causal tokens padded to 32 on 32-token pages
+        "h8_l512r0_p64_nolse_fp8_p3": ("h8_l512r0_p64_nolse_fp8", {"producer_regs": 88, "consumer_regs": 232}),
+        "h3_p32_q8_causal_fp8_p3": ("h3_p32_q8_causal_fp8", {"producer_regs": 88, "consumer_regs": 232}),
         "h32_kv2_p128_q4_causal_fp8_split": ("h32_kv2_p128_q4_causal_fp8", {"schedule": "split"}),
         "h3_p32_q8_causal_headsn1wg": ("h3_p32_q8_causal", {"schedule": "heads_n", "consumer_wgs": 1}),
         "h128_p64_q2_causal_headsn1wg": ("h128_p64_q2_causal", {"schedule": "heads_n", "consumer_wgs": 1}),
