@@ -19,13 +19,15 @@ P3=producer_regs=88,consumer_regs=232
 MLAGEN_GPU_EXAMPLES=${MLAGEN_GPU_EXAMPLES:-40} timeout 150 python -m pytest -q -p no:cacheprovider \
   tests/gpu/test_decode_gpu.py -k "opt_in_plans and fp8_p3" 2>&1 | tail -15 > "$RES/tests-p3.txt"
 tail -3 "$RES/tests-p3.txt"; echo "== p3 tests at ${SECONDS}s"; pack
-for round in 1 2; do
+sweep_h16() {
   timeout 150 python tools/sweep_cell.py --h-q 16 --s-k 4096 8192 16384 --cache fp8_e4m3 --rep-ms 20 \
-    --plan "" --plan "$P3" 2>&1 | grep -v Warning | tee "$RES/sweep-fp8-h16-r$round.txt"
-  echo "== sweep h16 round $round at ${SECONDS}s"; pack
-done
+    --plan "" --plan "$P3" 2>&1 | grep -v Warning | tee "$RES/sweep-fp8-h16-r$1.txt"
+  echo "== sweep h16 round $1 at ${SECONDS}s"; pack
+}
+sweep_h16 1
 timeout 90 python tools/sweep_cell.py --h-q 16 --s-k 4096 8192 16384 --rep-ms 20 --plan "" 2>&1 | grep -v Warning \
   | tee "$RES/sweep-bf16-h16.txt"
 timeout 120 python tools/sweep_cell.py --h-q 32 --s-k 8192 16384 --cache fp8_e4m3 --rep-ms 20 \
   --plan "" --plan "$P3" 2>&1 | grep -v Warning | tee "$RES/sweep-fp8-h32.txt"
 echo "== sweeps at ${SECONDS}s"; pack
+sweep_h16 2
