@@ -57,7 +57,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from mlagen.device import DeviceFacts
 from mlagen.dispatch import Bucket, TunedKernel, bucket_of, clear_cache, pow2_ceil
-from mlagen.plan import KernelPlan, plan_for, plans_by_s_q, search_space, serves
+from mlagen.plan import KernelPlan, narrow_heads_n, plan_for, plans_by_s_q, search_space, serves
 from mlagen.spec import MLASpec
 from mlagen.tune_db import Measurement, TuneDB, TuneKey, default_db_path, plan_key, toolchain, tune_key
 
@@ -113,7 +113,8 @@ def compile_label(plan: KernelPlan | dict) -> str:
 
 
 def candidates(spec: MLASpec, device_facts: DeviceFacts, parts: Sequence[int] = PARTS_PER_SM) -> list[KernelPlan]:
-    """Every plan to measure: the planner's search space crossed with ``parts_per_sm``, heuristic included."""
+    """Every plan to measure: the planner's search space crossed with ``parts_per_sm``, heuristic included, and
+    for the s_q that run a heads_n kernel compiled for them (``narrow_heads_n``) that kernel's heads_n plans."""
     out: dict[KernelPlan, None] = {}
     for plan in search_space(spec, device_facts):
         for pps in parts if plan.split_kv else (1,):
@@ -121,6 +122,14 @@ def candidates(spec: MLASpec, device_facts: DeviceFacts, parts: Sequence[int] = 
     out.setdefault(plan_for(spec, device_facts), None)
     for plan in plans_by_s_q(spec, device_facts).values():
         out.setdefault(plan, None)
+    # the s_q whose own rows fit heads_n (narrow_heads_n): the heads_n plans of the kernel compiled for them,
+    # measured only in those buckets (serves)
+    for s_q in range(1, spec.max_q):
+        if narrow_heads_n(spec, s_q):
+            for plan in search_space(spec.replace(max_q=s_q), device_facts):
+                if plan.schedule == "heads_n":
+                    for pps in parts if plan.split_kv else (1,):
+                        out.setdefault(dataclasses.replace(plan, parts_per_sm=pps, q_tokens=s_q), None)
     return list(out)
 
 

@@ -415,6 +415,13 @@ def test_a_plan_compiled_for_fewer_query_tokens_serves_only_those_calls(db):
 
     by_s_q = plans_by_s_q(TP4_Q2, FAKE_GPU)
     assert (by_s_q[1].q_tokens, by_s_q[2].q_tokens) == (1, 0)
+    # the candidates: the spec's search space and the heads_n plans of the kernel compiled for one token
+    cands = candidates(TP4_Q2, H100_SXM)
+    narrow = [p for p in cands if p.q_tokens]
+    assert by_s_q[1] in cands and narrow and {p.q_tokens for p in narrow} == {1}
+    assert {p.schedule for p in narrow} == {"heads_n"} and {p.parts_per_sm for p in narrow} == {1, 2}
+    assert all(check_plan(TP4_Q2, p, H100_SXM) == p for p in narrow)
+    assert len({plan_label(p) for p in cands}) == len(cands)
     buckets = [Bucket(1, 8, 2048), Bucket(2, 8, 2048)]
     timer = FakeTimer()
     report = inline_tuner(db, spec=TP4_Q2, buckets=buckets, timer=timer, plans=[by_s_q[2], by_s_q[1]]).run()
