@@ -250,6 +250,21 @@ def test_a_kernel_compiled_for_fewer_query_tokens_is_the_narrower_specs_kernel(k
     assert identity_for(spec).spec == spec and identity_for(spec).plan.schedule == "seesaw"
 
 
+def test_heads_n_with_three_producer_warpgroups_compiles(kernel_cache):
+    """heads_n over fp8 with eleven converting warps (registers 88/232, a tuning candidate): 512 threads, and at 16
+    columns the whole kernel fits the 128 registers a thread such a CTA is launched with (no spills)."""
+    spec = TO_BUILD["deepseek_v2_lite_fp8"]
+    plan = plan_for(spec, producer_regs=88, consumer_regs=232)
+    assert (plan.schedule, plan.producer_wgs, plan.threads, plan.tag) == ("heads_n", 3, 512, "n64s25w1p3-headsn")
+    result = build(spec, plan, cache_dir=str(kernel_cache))
+    meta = assert_entry_valid(result.entry_dir, result.identity)
+    ptxas = meta["ptxas"]
+    assert ptxas["serialized"] == [] and ptxas["spill_store_bytes"] == ptxas["spill_load_bytes"] == 0
+    assert ptxas["max_registers"] == 128
+    ptx = result.ptx_path.read_text()
+    assert "setmaxnreg.dec.sync.aligned.u32 88" in ptx and "setmaxnreg.inc.sync.aligned.u32 232" in ptx
+
+
 def test_ptxas_report_catches_serialisation(tmp_path, monkeypatch):
     """The check above can fail: a ptxas that reports serialised wgmmas is caught, with its codes."""
     fake = tmp_path / "ptxas"
