@@ -486,9 +486,10 @@ def narrow_heads_n(spec: MLASpec, s_q: int) -> bool:
     """Whether calls with ``s_q`` (< ``max_q``) query tokens run the heads_n kernel of ``spec.replace(max_q=s_q)``
     (a plan with ``q_tokens=s_q``): their rows fit heads_n's N (at most 32 per KV head) while ``max_q``'s do not,
     so the seesaw (or heads_n in column blocks) would run them in a mostly empty 64-row M tile or beside empty
-    column blocks. Measured on the H100 with the bench grid's twin cells: heads_n at 16 rows 0.88-0.98 of the
-    memory floor against 0.78-0.95 for the seesaw's 64 rows over a bf16 cache (the same bytes), and over fp8
-    0.74-0.88 against 0.47-0.53 (docs/perf/experiments/2026-12-07w)."""
+    column blocks. From the H100 grid medians (the same kernels; these calls not yet timed as such): a 1-token
+    call at 32 heads with ``max_q`` 2 ran the h_q 32 s_q 2 cell's seesaw, 0.84 / 0.92 / 0.98 of the roofline at
+    4k / 8k / 16k over bf16 and 0.47 / 0.52 / 0.53 over fp8, and now runs the h_q 32 s_q 1 cell's heads_n, 0.86 /
+    0.94 / 0.99 and 0.66 / 0.75 / 0.79 (docs/perf/experiments/2026-12-07w, whose prepared call times them)."""
     if not 1 <= s_q < spec.max_q:
         return False
     return heads_n_default(spec.replace(max_q=s_q)) and not heads_n_default(spec)
