@@ -373,7 +373,7 @@ def run_cell(kernel, spec, batch: int, s_q: int, s_k: int, ceilings: Ceilings, *
                   dtype=spec.dtype, mean_len=round(sum(lens) / batch, 1), floor_ms=round(floor_ms, 4),
                   cache_dtype=spec.cache_dtype, max_q=spec.max_q)
     # a kernel compiled for fewer query tokens than the spec's max_q (plan knob q_tokens) says so in its tag
-    narrow = getattr(getattr(kernel, "spec", None), "max_q", spec.max_q)
+    narrow = getattr(kernel, "spec", spec).max_q
     tag = kernel.plan.tag + (f"-q{narrow}" if narrow < spec.max_q else "")
     cells = [BenchCell(kind="mlagen", plan=tag, graph_ms=None if graph_ms is None else round(graph_ms, 4),
                        call_ms=round(call_ms, 4), gbps=round(nbytes / (ms * 1e-3) / 1e9, 1),

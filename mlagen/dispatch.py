@@ -164,11 +164,11 @@ class DispatchTable:
         with self._lock:
             near = nearest_bucket(bucket, self.tuned)
             if near is not None and near.s_q != bucket.s_q and self.varies_by_s_q:
-                # another s_q's winner may leave this s_q's m-blocks unpaired, or be compiled for fewer query
-                # tokens: its own heuristic plan instead
+                # another s_q's winner may not suit this s_q (fp8 pairs it leaves unfilled, a narrower kernel):
+                # its own heuristic plan instead
                 near = None
             if near is not None and not serves(self.spec, self.tuned[near], bucket.s_q):
-                near = None  # a kernel compiled for fewer query tokens than this bucket's
+                near = None  # even where one plan serves every s_q: never a kernel compiled for fewer tokens
             hit = (self.tuned[near], "nearest") if near is not None else (self.heuristic_for(bucket.s_q), "heuristic")
             self._resolved[bucket] = hit
             self._plans[bucket] = hit[0]

@@ -332,8 +332,9 @@ def compile(
     toolchain) and ``tuned`` is true, a :class:`~mlagen.dispatch.TunedKernel` that picks
     the measured-best plan per call by shape bucket; otherwise the planner's heuristic plan,
     or where that depends on the call's s_q (:func:`mlagen.plan.plans_by_s_q`: fp8 m-block
-    pairs that only some s_q fill; small s_q on a heads_n kernel compiled for them), a ``TunedKernel`` over the heuristic plans that picks
-    one per call by s_q (each compiled on first use).
+    pairs that only some s_q fill; small s_q on a heads_n kernel compiled for them), a
+    ``TunedKernel`` over the heuristic plans that picks one per call by s_q (each compiled on
+    first use).
 
     Cold: renders, compiles for sm_90a and stores the object in the cache.
     Warm: loads it from disk. A repeated call in the same process is a dict lookup.

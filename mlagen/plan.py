@@ -766,7 +766,8 @@ def plan_for(spec: MLASpec, device: DeviceFacts = H100_SXM, *, s_q: int | None =
         if q and not 1 <= q <= spec.max_q:
             raise PlanError(f"q_tokens = {q}: {spec.key} takes 1..{spec.max_q} query tokens per request")
         if q and s_q is not None and s_q > q:
-            raise PlanError(f"q_tokens = {q}: a kernel compiled for {q} query tokens cannot serve calls with s_q = {s_q}")
+            raise PlanError(f"q_tokens = {q}: a kernel compiled for {q} query tokens cannot serve calls with "
+                            f"s_q = {s_q}")
         if q and q < spec.max_q:
             return dataclasses.replace(plan_for(spec.replace(max_q=q), device, s_q=s_q, **overrides), q_tokens=q)
         return _planned(spec, device, s_q, overrides)

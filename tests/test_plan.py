@@ -303,7 +303,8 @@ def test_plan_key_excludes_runtime_knobs():
     assert "parts_per_sm" not in a.compile_dict() and "parts_per_sm" not in a.key
     # q_tokens is in the key once set (0, the spec's max_q, leaves the keys of plans from before the knob alone)
     assert set(a.compile_dict()) == {f.name for f in dataclasses.fields(KernelPlan)} - {"parts_per_sm", "q_tokens"}
-    assert set(KernelPlan(q_tokens=1).compile_dict()) == {f.name for f in dataclasses.fields(KernelPlan)} - {"parts_per_sm"}
+    fields = {f.name for f in dataclasses.fields(KernelPlan)}
+    assert set(KernelPlan(q_tokens=1).compile_dict()) == fields - {"parts_per_sm"}
     # every compile-time knob is in the key
     for change in (dict(block_n=32), dict(stages=3), dict(consumer_wgs=1), dict(producer_regs=24, consumer_regs=240),
                    dict(split_kv=False), dict(block_m=128), dict(loader="x"), dict(q_tokens=1)):
@@ -417,7 +418,7 @@ def test_small_s_q_runs_the_heads_n_kernel_compiled_for_it():
     assert plan_for(spec, s_q=1, q_tokens=0) == by_s_q[2]
     assert plan_for(spec, s_q=1, q_tokens=1) == one
     assert plan_for(spec, s_q=1, stages=2).schedule == "seesaw"
-    with pytest.raises(PlanError, match="q_tokens = 1: a kernel compiled for 1 query tokens cannot serve calls with s_q = 2"):
+    with pytest.raises(PlanError, match="q_tokens = 1: a kernel compiled for 1 query tokens cannot serve"):
         plan_for(spec, s_q=2, q_tokens=1)
     with pytest.raises(PlanError, match="q_tokens = 3: .* takes 1..2 query tokens"):
         check_plan(spec, dataclasses.replace(one, q_tokens=3))
