@@ -418,7 +418,8 @@ def test_small_s_q_runs_the_heads_n_kernel_compiled_for_it():
     assert plan_for(spec, s_q=1, q_tokens=0) == by_s_q[2]
     assert plan_for(spec, s_q=1, q_tokens=1) == one
     assert plan_for(spec, s_q=1, stages=2).schedule == "seesaw"
-    with pytest.raises(PlanError, match="q_tokens = 1: a kernel compiled for 1 query tokens cannot serve"):
+    with pytest.raises(PlanError,
+                       match="q_tokens = 1: a kernel compiled for 1 query tokens cannot serve calls with s_q = 2"):
         plan_for(spec, s_q=2, q_tokens=1)
     with pytest.raises(PlanError, match="q_tokens = 3: .* takes 1..2 query tokens"):
         check_plan(spec, dataclasses.replace(one, q_tokens=3))
