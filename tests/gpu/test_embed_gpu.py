@@ -5,6 +5,8 @@
   self-checking example must print PASS (several split counts, a CUDA graph replay, status codes).
 - ``torch.ops.mlagen.mla_decode`` matches the kernel called directly and the float32 reference,
   also under ``torch.compile`` and inside a captured CUDA graph; ``torch.library.opcheck`` passes.
+- ``mlagen.flash_mla.flash_mla_with_kvcache`` (FlashMLA's interface) gives the kernel's bits and matches the
+  reference, over 16-bit and fp8 caches and a variant FlashMLA does not run.
 - ``mlagen.nn.MultiHeadLatentAttention``: a tiny random-weight model decodes 32 steps with paged
   cache growth (page 16), a sequence leaving and a new one taking its pages; the kernel path
   matches the plain-PyTorch non-absorbed path at every step.
@@ -37,6 +39,9 @@ SPECS = REPO / "specs"
 # one per schedule and cache kind: seesaw (bf16), split (minicpm3's latent 256), fp8 split, fp8 and
 # 16-bit heads_n (DeepSeek-V3 at TP8: 16 heads)
 EXPORTED = ("deepseek_v3", "minicpm3", "deepseek_v3_fp8", "deepseek_v2_lite_fp8", "deepseek_v3_tp8")
+# FlashMLA's interface over a 16-bit cache at FlashMLA's shape, an fp8 cache on 16-token pages with a drafted
+# token, and latent 256 + RoPE 32 in fp16 (neither of the last two runs on FlashMLA's dense decode)
+FLASH_MLA_CASES = ("h16_p64_bf16", "h16_p16_q2_causal_fp8", "h9_l256r32_p16_q3_causal_fp16")
 TINY = dict(hidden=256, heads=16, q_lora=128, kv_lora=512, rope=64, nope=64, v_head=64, page=16)
 
 pytestmark = pytest.mark.gpu
@@ -50,7 +55,8 @@ def embed_specs():
     v = kernel_variants()
     tiny = MLASpec(q_heads=TINY["heads"], latent=TINY["kv_lora"], rope=TINY["rope"], page=TINY["page"],
                    scale=(TINY["nope"] + TINY["rope"]) ** -0.5)
-    return {"op": v["h16_p64_bf16"], "op_nolse": v["h1_p64_q8_causal_nolse"], "tiny_model": tiny}
+    return {"op": v["h16_p64_bf16"], "op_nolse": v["h1_p64_q8_causal_nolse"], "tiny_model": tiny,
+            **{f"flash_mla_{name}": v[name] for name in FLASH_MLA_CASES}}
 
 
 # ------------------------------------------------------------------ C export
@@ -179,6 +185,34 @@ def test_opcheck(op_problem):
     torch.library.opcheck(torch.ops.mlagen.mla_decode.default,
                           (p.q, p.kv_cache, p.block_table, p.cache_seqlens, key),
                           test_utils=("test_schema", "test_faketensor"))
+
+
+# ------------------------------------------------------------------ FlashMLA's interface
+@pytest.mark.parametrize("name", FLASH_MLA_CASES)
+def test_flash_mla_interface_matches_kernel_and_reference(name):
+    """``mlagen.flash_mla.flash_mla_with_kvcache`` with FlashMLA's arguments: the same bits as the kernel
+    called directly into NaN-poisoned outputs, and within the reference's tolerance; one metadata object
+    serves two batches of other lengths."""
+    import torch
+
+    import mlagen.jit
+    from mlagen.flash_mla import flash_mla_with_kvcache, get_mla_metadata
+    from mlagen.testing import assert_close_mla, make_problem
+
+    spec = embed_specs()[f"flash_mla_{name}"]
+    meta, num_splits = get_mla_metadata()
+    for seed, lens in ((21, [0, 1, 63, 64, 65, 700, 1500, 33, 4000]), (22, [4001, 5, 0, 129, 16, 2, 999])):
+        p = make_problem(spec, batch=len(lens), seqlens=lens, s_q=spec.max_q, seed=seed, device="cuda")
+        out, lse = flash_mla_with_kvcache(p.q, p.kv_cache, p.block_table, p.cache_seqlens, spec.latent, meta,
+                                          num_splits, causal=spec.causal,
+                                          is_fp8_kvcache=spec.cache_dtype == "fp8_e4m3")
+        assert meta.spec == spec
+        direct_out = torch.full_like(out, float("nan"))
+        direct_lse = torch.full_like(lse, float("nan"))
+        mlagen.jit.compile(spec)(p.q, p.kv_cache, p.block_table, p.cache_seqlens, out=direct_out, lse=direct_lse)
+        assert torch.equal(out, direct_out) and torch.equal(lse, direct_lse), p.describe()
+        ref_out, ref_lse = p.reference(torch.float32)
+        assert_close_mla(out, lse, ref_out, ref_lse, context=p.describe())
 
 
 # ------------------------------------------------------------------ the nn layer
