@@ -1,10 +1,10 @@
 """Decode a few steps of a tiny random-weight MLA layer on the GPU with the generated kernel.
 
-    python examples/tiny_decode.py [--steps 16] [--batch 4] [--page 16] [--heads 16]
+    python examples/tiny_decode.py [--steps 16] [--batch 4] [--page 16] [--heads 16] [--cache-dtype fp8_e4m3]
 
 Builds :class:`mlagen.nn.MultiHeadLatentAttention` (DeepSeek-style weights: 512-wide latent,
 64-wide RoPE, small hidden size), prefills prompts of different lengths into a paged latent
-cache, then decodes. Every step runs the kernel path (absorbed weights,
+cache (bf16 rows, or FlashMLA's packed fp8 rows with ``--cache-dtype fp8_e4m3``), then decodes. Every step runs the kernel path (absorbed weights,
 ``torch.ops.mlagen.mla_decode``) and the plain-PyTorch non-absorbed path on the same cache and
 prints the largest difference (relative to the largest output) and the time per step of each.
 Needs a Hopper GPU; the kernel is compiled on first use (or loaded from $MLAGEN_CACHE_DIR).
@@ -28,6 +28,8 @@ def main(argv=None) -> int:
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dtype", choices=["bf16", "fp8_e4m3"], default="bf16",
+                        help="the latent cache's storage (default: the layer's bf16)")
     args = parser.parse_args(argv)
 
     import torch
@@ -39,7 +41,8 @@ def main(argv=None) -> int:
         return 1
     torch.manual_seed(args.seed)
     layer = MultiHeadLatentAttention(hidden=args.hidden, heads=args.heads, q_lora=128, kv_lora=512, rope=64,
-                                     nope=64, v_head=64, page=args.page, dtype=torch.bfloat16, device="cuda")
+                                     nope=64, v_head=64, page=args.page, dtype=torch.bfloat16, device="cuda",
+                                     cache_dtype=None if args.cache_dtype == "bf16" else args.cache_dtype)
     print(layer)
     print(f"kernel spec: {layer.spec.key}")
     prompts = [10 + 13 * i for i in range(args.batch)]

@@ -43,7 +43,9 @@ import torch
 from torch import nn
 
 import mlagen.ops  # noqa: F401  (defines torch.ops.mlagen.mla_decode)
-from mlagen.spec import MLASpec
+from mlagen.fp8_cache import dequantize_cache, row_bytes
+from mlagen.kv_cache import write_cache
+from mlagen.spec import FP8_CACHE, MLASpec
 
 __all__ = [
     "CacheFullError",
@@ -104,19 +106,32 @@ class PagedLatentCache:
     """Pages of ``[c_kv | k_rope]`` token rows shared by many sequences.
 
     ``kv`` is the pool, ``(num_pages, page, 1, latent + rope)``: the kernel's
-    ``kv_cache`` layout (one latent KV head, rope at the tail). A sequence is an
+    ``kv_cache`` layout (one latent KV head, rope at the tail). With
+    ``cache_dtype="fp8_e4m3"`` it holds FlashMLA's packed fp8 rows instead,
+    ``(num_pages, page, 1, row_bytes)`` uint8 (656 bytes for 512 + 64): rows are
+    quantized as they are appended (:func:`mlagen.kv_cache.write_cache`; ``dtype``,
+    bf16 or fp16, is then the RoPE part's and the query's) and :meth:`gather`
+    returns them dequantized. A sequence is an
     integer id from :meth:`add_sequence`; its pages are taken from a free list
     as it grows and go back with :meth:`free`. :meth:`kernel_inputs` gives the
     padded ``block_table`` and ``cache_seqlens`` (int32, on the pool's device).
     """
 
     def __init__(self, num_pages: int, page: int, latent: int, rope: int, *,
-                 dtype: torch.dtype = torch.bfloat16, device=None):
+                 dtype: torch.dtype = torch.bfloat16, cache_dtype: str | None = None, device=None):
         if num_pages < 1 or page < 1 or latent < 1 or rope < 0:
             raise ValueError(f"PagedLatentCache: need num_pages, page, latent >= 1 and rope >= 0, "
                              f"got {num_pages}, {page}, {latent}, {rope}")
-        self.page, self.latent, self.rope = page, latent, rope
-        self.kv = torch.zeros((num_pages, page, 1, latent + rope), dtype=dtype, device=device)
+        if cache_dtype not in (None, FP8_CACHE):
+            raise ValueError(f"PagedLatentCache: cache_dtype = {cache_dtype!r}, expected None (rows in dtype) "
+                             f"or {FP8_CACHE!r}")
+        self.fp8 = cache_dtype == FP8_CACHE
+        if self.fp8 and dtype not in _SPEC_DTYPES:
+            raise ValueError(f"PagedLatentCache: an {FP8_CACHE} cache keeps its RoPE part in bf16 or fp16, "
+                             f"got dtype {dtype}")
+        self.page, self.latent, self.rope, self.dtype = page, latent, rope, dtype
+        row = row_bytes(latent, rope) if self.fp8 else latent + rope
+        self.kv = torch.zeros((num_pages, page, 1, row), dtype=torch.uint8 if self.fp8 else dtype, device=device)
         self._free: list[int] = list(range(num_pages - 1, -1, -1))  # pop() hands out page 0 first
         self._pages: dict[int, list[int]] = {}
         self._lengths: dict[int, int] = {}
@@ -125,6 +140,7 @@ class PagedLatentCache:
     # ---- sizes
     @property
     def width(self) -> int:
+        """Values per token row (latent + rope), whatever the storage."""
         return self.latent + self.rope
 
     @property
@@ -198,9 +214,9 @@ class PagedLatentCache:
             pos = torch.arange(start, start + r.shape[0])
             index.append(pages[pos // self.page] * self.page + pos % self.page)
             self._lengths[s] = start + r.shape[0]
-        flat = self.kv.view(-1, self.width)
-        index = torch.cat(index).to(self.kv.device)
-        flat[index] = torch.cat(rows).to(device=self.kv.device, dtype=self.kv.dtype)
+        # the slots were computed here from the page lists: nothing to validate on the GPU
+        write_cache(self.kv, torch.cat(index).to(self.kv.device),
+                    torch.cat(rows).to(device=self.kv.device, dtype=self.dtype), latent=self.latent, validate=False)
         return starts
 
     # ---- kernel inputs
@@ -224,17 +240,20 @@ class PagedLatentCache:
         return self.block_table(seq_ids, width), self.seqlens(seq_ids)
 
     def gather(self, seq_ids: Sequence[int], length: int | None = None) -> torch.Tensor:
-        """The rows of each sequence in token order, ``(b, length, width)``, zero past each length."""
+        """The rows of each sequence in token order, ``(b, length, width)``, zero past each length (an fp8
+        cache's dequantized as the kernel reads them, in ``dtype``)."""
         lens = self.lengths(seq_ids)
         length = max(lens + [0]) if length is None else length
-        out = torch.zeros((len(lens), length, self.width), dtype=self.kv.dtype, device=self.kv.device)
-        flat = self.kv.view(-1, self.width)
+        row = self.kv.shape[-1]
+        out = torch.zeros((len(lens), length, row), dtype=self.kv.dtype, device=self.kv.device)
+        flat = self.kv.view(-1, row)
         for i, (s, n) in enumerate(zip(seq_ids, lens)):
             if n:
                 pos = torch.arange(n)
                 pages = torch.tensor(self._pages[s], dtype=torch.long)
                 out[i, :n] = flat[(pages[pos // self.page] * self.page + pos % self.page).to(flat.device)]
-        return out
+        # zero bytes are zero values (scale 0, RoPE 0), so the padding stays zero
+        return dequantize_cache(out, self.latent, dtype=self.dtype) if self.fp8 else out
 
 
 # ------------------------------------------------------------------ the layer
@@ -244,7 +263,10 @@ class MultiHeadLatentAttention(nn.Module):
     ``q_lora=None`` gives the direct query projection ``wq`` (DeepSeek-V2-Lite);
     otherwise ``wq_a -> q_norm -> wq_b``. ``softmax_scale=None`` means
     ``1/sqrt(nope + rope)``. ``max_q`` is the most new tokens per sequence in a
-    decode step (speculative decoding; causal among them when > 1). The kernel
+    decode step (speculative decoding; causal among them when > 1).
+    ``cache_dtype="fp8_e4m3"`` keeps the cache as FlashMLA's packed fp8 rows (656
+    bytes a token instead of 1152 for 512 + 64; RoPE part and queries in bf16, or
+    fp16 for an fp16 layer): every path then reads the same quantized values. The kernel
     path needs ``dtype`` bf16 or fp16, a CUDA device and a spec the generator
     supports; the reference paths run in any float dtype on any device.
 
@@ -267,6 +289,7 @@ class MultiHeadLatentAttention(nn.Module):
         softmax_scale: float | None = None,
         *,
         max_q: int = 1,
+        cache_dtype: str | None = None,
         rope_theta: float = 10000.0,
         norm_eps: float = 1e-6,
         device=None,
@@ -279,7 +302,7 @@ class MultiHeadLatentAttention(nn.Module):
         # The decode spec; fp16 modules get an fp16 kernel, every other dtype describes a bf16 one.
         self.spec = MLASpec(
             q_heads=heads, latent=kv_lora, rope=rope, page=page, dtype=_SPEC_DTYPES.get(dtype, "bf16"),
-            scale=self.softmax_scale, max_q=max_q, causal=max_q > 1,
+            scale=self.softmax_scale, max_q=max_q, causal=max_q > 1, cache_dtype=cache_dtype,
         )
         kw = {"dtype": dtype, "device": device, "bias": False}
         qk = nope + rope
@@ -314,7 +337,8 @@ class MultiHeadLatentAttention(nn.Module):
     def extra_repr(self) -> str:
         return (f"hidden={self.hidden}, heads={self.heads}, q_lora={self.q_lora}, kv_lora={self.kv_lora}, "
                 f"rope={self.rope}, nope={self.nope}, v_head={self.v_head}, page={self.page}, "
-                f"softmax_scale={self.softmax_scale:.6g}, max_q={self.max_q}")
+                f"softmax_scale={self.softmax_scale:.6g}, max_q={self.max_q}"
+                + (f", cache_dtype={self.spec.cache_dtype!r}" if self.spec.cache_dtype == FP8_CACHE else ""))
 
     # ---- weights
     def _wkv_b(self) -> torch.Tensor:
@@ -333,6 +357,11 @@ class MultiHeadLatentAttention(nn.Module):
     def make_cache(self, num_pages: int, *, device=None) -> PagedLatentCache:
         """An empty paged cache for this layer (the layer's dtype and device)."""
         device = device if device is not None else self.wkv_a.weight.device
+        if self.spec.cache_dtype == FP8_CACHE:
+            # packed rows keep the RoPE part in the spec's (the kernel's query) dtype
+            row_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.spec.dtype]
+            return PagedLatentCache(num_pages, self.page, self.kv_lora, self.rope, dtype=row_dtype,
+                                    cache_dtype=FP8_CACHE, device=device)
         return PagedLatentCache(num_pages, self.page, self.kv_lora, self.rope, dtype=self.dtype, device=device)
 
     # ---- projections

@@ -245,6 +245,50 @@ def test_absorbed_equals_naive_in_bf16_layers_too():
         assert got["naive"].dtype == torch.bfloat16 and got["naive"].shape == (3, s, 64)
 
 
+def test_fp8_cache_stores_packed_rows_and_gathers_them_dequantized():
+    from mlagen.fp8_cache import dequantize_cache, quantize_cache
+
+    cache = PagedLatentCache(num_pages=4, page=4, latent=128, rope=16, dtype=torch.bfloat16, cache_dtype="fp8_e4m3")
+    assert cache.kv.shape == (4, 4, 1, 128 + 4 + 32) and cache.kv.dtype == torch.uint8 and cache.width == 144
+    a, b = cache.add_sequence(), cache.add_sequence()
+    rows = torch.randn(6, 144, generator=torch.Generator().manual_seed(0))
+    cache.append([a, b], [rows[:5], rows[5:]])
+    packed = quantize_cache(rows.bfloat16(), 128).view(torch.uint8)
+    assert torch.equal(cache.kv[0, 0, 0], packed[0]) and torch.equal(cache.kv[1, 0, 0], packed[4])
+    assert torch.equal(cache.kv[2, 0, 0], packed[5])  # b's first page
+    gathered = cache.gather([a, b])
+    assert gathered.dtype == torch.bfloat16 and gathered.shape == (2, 5, 144)
+    assert torch.equal(gathered[0], dequantize_cache(packed[:5], 128)) and not gathered[1, 1:].any()
+    with pytest.raises(ValueError, match="keeps its RoPE part in bf16 or fp16, got dtype torch.float64"):
+        PagedLatentCache(num_pages=2, page=4, latent=128, rope=16, dtype=F64, cache_dtype="fp8_e4m3")
+    with pytest.raises(ValueError, match="cache_dtype = 'fp8', expected None"):
+        PagedLatentCache(num_pages=2, page=4, latent=128, rope=16, cache_dtype="fp8")
+
+
+@torch.no_grad()
+def test_fp8_cache_layer_paths_agree_and_follow_the_16bit_layer():
+    """With an fp8 cache both reference paths read the same quantized rows (agreeing to float64 accuracy), and
+    the layer stays within e4m3's precision of the same weights over an unquantized cache."""
+    layer = small_layer(kv_lora=128, cache_dtype="fp8_e4m3", max_q=2)
+    exact = small_layer(kv_lora=128, max_q=2)
+    exact.load_state_dict(layer.state_dict())
+    assert layer.spec == exact.spec.replace(cache_dtype="fp8_e4m3") and "fp8_e4m3" in repr(layer)
+    caches = {"fp8": layer.make_cache(32), "exact": exact.make_cache(32)}
+    assert caches["fp8"].kv.dtype == torch.uint8 and caches["fp8"].dtype == torch.bfloat16
+    prompts = [torch.randn(n, 32, dtype=F64) for n in (5, 0, 9)]
+    ids = {k: [c.add_sequence() for _ in prompts] for k, c in caches.items()}
+    layer.prefill(prompts, ids["fp8"], caches["fp8"])
+    exact.prefill(prompts, ids["exact"], caches["exact"])
+    gen = torch.Generator().manual_seed(2)
+    for step in range(4):
+        x = torch.randn(3, 1 + step % 2, 32, dtype=F64, generator=gen)
+        got = layer.decode_paths(x, ids["fp8"], caches["fp8"], paths=("naive", "absorbed"))
+        want = exact(x, ids["exact"], caches["exact"], path="naive")
+        assert torch.allclose(got["naive"], got["absorbed"], atol=1e-12, rtol=1e-10), step
+        err = (got["naive"] - want).abs().max() / want.abs().max()
+        assert 1e-5 < err < 0.1, (step, err)  # quantized (not the exact rows), within e4m3's few percent
+
+
 def test_kernel_path_needs_a_half_precision_layer():
     layer = small_layer()
     cache = layer.make_cache(8)

@@ -9,7 +9,7 @@
   reference, over 16-bit and fp8 caches and a variant FlashMLA does not run.
 - ``mlagen.nn.MultiHeadLatentAttention``: a tiny random-weight model decodes 32 steps with paged
   cache growth (page 16), a sequence leaving and a new one taking its pages; the kernel path
-  matches the plain-PyTorch non-absorbed path at every step.
+  matches the plain-PyTorch non-absorbed path at every step, over a bf16 and an fp8 cache.
 
 No package registry is needed. With a prebuilt kernel cache and export folders nothing is
 compiled here by the CuTe DSL (CMake and the CUDA toolkit still build the C example)::
@@ -56,6 +56,7 @@ def embed_specs():
     tiny = MLASpec(q_heads=TINY["heads"], latent=TINY["kv_lora"], rope=TINY["rope"], page=TINY["page"],
                    scale=(TINY["nope"] + TINY["rope"]) ** -0.5)
     return {"op": v["h16_p64_bf16"], "op_nolse": v["h1_p64_q8_causal_nolse"], "tiny_model": tiny,
+            "tiny_model_fp8": tiny.replace(cache_dtype="fp8_e4m3"),
             **{f"flash_mla_{name}": v[name] for name in FLASH_MLA_CASES}}
 
 
@@ -216,16 +217,18 @@ def test_flash_mla_interface_matches_kernel_and_reference(name):
 
 
 # ------------------------------------------------------------------ the nn layer
-def test_tiny_model_kernel_path_matches_pytorch_path():
+@pytest.mark.parametrize("cache_dtype", [None, "fp8_e4m3"])
+def test_tiny_model_kernel_path_matches_pytorch_path(cache_dtype):
     import torch
 
     from mlagen.nn import MultiHeadLatentAttention
 
     torch.manual_seed(0)
-    layer = MultiHeadLatentAttention(**TINY, dtype=torch.bfloat16, device="cuda")
-    assert layer.spec == embed_specs()["tiny_model"]
+    layer = MultiHeadLatentAttention(**TINY, dtype=torch.bfloat16, cache_dtype=cache_dtype, device="cuda")
+    assert layer.spec == embed_specs()["tiny_model_fp8" if cache_dtype else "tiny_model"]
     cache = layer.make_cache(64)
-    cache.kv.fill_(float("nan"))  # only the sequences' own tokens may be read
+    # only the sequences' own tokens may be read: NaN values, or packed rows whose scales are NaN (0xFF bytes)
+    cache.kv.fill_(255 if cache_dtype else float("nan"))
     gen = torch.Generator(device="cuda").manual_seed(1)
 
     def tokens(*shape):
