@@ -226,6 +226,46 @@ def test_many_pieces_merge_shapes(name):
     run_checked(kernel_for(name), five, num_parts=200)
 
 
+def _one_layer_of_a_big_pool(problem, min_bytes=(1 << 32) + (1 << 30)):
+    """``problem`` with its cache moved into layer 1 of a two-layer pool of more than 4 GiB, ``(num_pages, 2,
+    page, kv_heads, row)`` (a page stride of two pages), its pages at the far end (byte offsets past 2^32),
+    everything else poison: NaN, or 0xFF bytes (NaN scales) for packed fp8 rows."""
+    import dataclasses
+
+    kv = problem.kv_cache
+    page_bytes = kv[0].numel() * kv.element_size()
+    num_pages = max(kv.shape[0], -(-min_bytes // (2 * page_bytes)))
+    pool = torch.empty((num_pages, 2, *kv.shape[1:]), dtype=kv.dtype, device="cuda")
+    if kv.dtype in (torch.uint8, torch.float8_e4m3fn):
+        pool.view(torch.uint8).fill_(255)
+    else:
+        pool.fill_(float("nan"))
+    shift = num_pages - kv.shape[0]
+    layer = pool[:, 1]
+    layer[shift:] = kv
+    bt = problem.block_table
+    moved = torch.where((bt >= 0) & (bt < kv.shape[0]), bt + shift, bt)  # garbage entries stay garbage
+    return dataclasses.replace(problem, kv_cache=layer, block_table=moved)
+
+
+@pytest.mark.parametrize("name", ["h128_p64_bf16", "h16_p64_bf16", "h40_l256r32_p64", "h64_kv2_p4_q2_causal_fp16",
+                                  "h128_p64_fp8", "h16_p16_q2_causal_fp8", "h64_p1_fp16_fp8"])
+def test_one_layer_of_a_pool_past_4_gib(name):
+    """The cache as one layer's view of a multi-layer pool (page stride twice the page) whose used pages lie
+    more than 4 GiB in: TMA boxes and row addresses past 32-bit byte offsets, on every schedule and cache
+    kind."""
+    spec = VARIANTS[name]
+    lens = [3 * spec.page + 5, 0, 1, 2 * spec.page] if spec.page > 1 else [300, 0, 1, 64]
+    problem = make_problem(spec, batch=4, seqlens=lens, s_q=spec.max_q, seed=17, device="cuda")
+    big = _one_layer_of_a_big_pool(problem)
+    assert big.kv_cache.stride(0) == 2 * problem.kv_cache.stride(0)
+    assert big.block_table[0, 0].item() * big.kv_cache.stride(0) * big.kv_cache.element_size() > 1 << 32
+    for parts in (1, None):
+        run_checked(kernel_for(name), big, num_parts=parts)
+    del big
+    torch.cuda.empty_cache()
+
+
 @pytest.mark.parametrize("parts", [1, 2, 3, 17, 132, 1000])
 @pytest.mark.parametrize("name", ["h128_p64_q2_causal", "h32_kv2_p64_q2_causal"])
 def test_split_count_does_not_change_result(name, parts):
