@@ -11,9 +11,11 @@ multiplied, not the logits, so it must not become 1/sqrt(kv_lora + rope).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 from mlagen.spec import MLASpec, SpecError
 
@@ -75,6 +77,61 @@ class MLAModel:
         elif isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
             raise SpecError(f"MLAModel.softmax_scale = {scale!r}: must be None or a finite number > 0")
         object.__setattr__(self, "softmax_scale", float(scale))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | str | Path, *, name: str | None = None) -> "MLAModel":
+        """The model of a Hugging Face ``config.json`` of a DeepSeek-style MLA model (DeepSeek-V2/V3/R1,
+        Kimi-K2, MiniCPM3, ...): the dict, the file, or the folder holding it.
+
+        Reads ``hidden_size``, ``num_attention_heads``, ``q_lora_rank`` (null: no query compression),
+        ``kv_lora_rank``, ``qk_rope_head_dim``, ``qk_nope_head_dim``, ``v_head_dim`` and
+        ``num_hidden_layers``. The softmax scale is the models' own rule: ``(nope + rope) ** -0.5``, times
+        ``yarn_mscale(factor, mscale_all_dim) ** 2`` where ``rope_scaling`` gives a non-zero
+        ``mscale_all_dim`` (YaRN's temperature; LongRoPE and others leave it unchanged). ``name``
+        defaults to the config's ``_name_or_path``, else the folder's name, else its ``model_type``.
+        """
+        source = "config"
+        if not isinstance(config, Mapping):
+            path = Path(config)
+            if path.is_dir():
+                path = path / "config.json"
+            source = str(path)
+            try:
+                config = json.loads(path.read_text())
+            except OSError as err:
+                raise SpecError(f"MLAModel.from_config: cannot read {path}: {err.strerror or err}") from err
+            except json.JSONDecodeError as err:
+                raise SpecError(f"MLAModel.from_config: {path} is not JSON: {err}") from err
+            if not isinstance(config, Mapping):
+                raise SpecError(f"MLAModel.from_config: {path} holds a JSON {type(config).__name__}, not an object")
+            name = name or config.get("_name_or_path") or path.parent.name or None
+
+        def key(k: str, *, optional: bool = False):
+            if k not in config:
+                if optional:
+                    return None
+                what = ("not an MLA model (no kv_lora_rank)" if k == "kv_lora_rank"
+                        else "an MLA config names hidden_size, num_attention_heads, q_lora_rank, kv_lora_rank, "
+                             "qk_rope_head_dim, qk_nope_head_dim, v_head_dim and num_hidden_layers")
+                raise SpecError(f"MLAModel.from_config: {source} has no {k!r}: {what}")
+            return config[k]
+
+        rope, nope = key("qk_rope_head_dim"), key("qk_nope_head_dim")
+        fields = dict(hidden=key("hidden_size"), q_heads=key("num_attention_heads"),
+                      q_lora=key("q_lora_rank", optional=True), kv_lora=key("kv_lora_rank"), rope=rope, nope=nope,
+                      v_head=key("v_head_dim"), layers=key("num_hidden_layers"))
+        for k, v in fields.items():  # the constructor names the field; the config's key is what to look for
+            if not isinstance(v, int) or isinstance(v, bool):
+                if not (k == "q_lora" and v is None):
+                    raise SpecError(f"MLAModel.from_config: {source}: {k} = {v!r}, expected an integer")
+        scale = None
+        scaling = config.get("rope_scaling")
+        if isinstance(scaling, Mapping) and scaling.get("mscale_all_dim"):
+            if not isinstance(scaling.get("factor"), (int, float)):
+                raise SpecError(f"MLAModel.from_config: {source}: rope_scaling has mscale_all_dim but no numeric factor")
+            scale = (nope + rope) ** -0.5 * yarn_mscale(float(scaling["factor"]), float(scaling["mscale_all_dim"])) ** 2
+        name = name or config.get("_name_or_path") or config.get("model_type") or "model"
+        return cls(name=str(name), softmax_scale=scale, **fields)
 
     @property
     def qk_head_dim(self) -> int:

@@ -359,7 +359,7 @@ class MultiHeadLatentAttention(nn.Module):
         device = device if device is not None else self.wkv_a.weight.device
         if self.spec.cache_dtype == FP8_CACHE:
             # packed rows keep the RoPE part in the spec's (the kernel's query) dtype
-            row_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.spec.dtype]
+            row_dtype = next(t for t, name in _SPEC_DTYPES.items() if name == self.spec.dtype)
             return PagedLatentCache(num_pages, self.page, self.kv_lora, self.rope, dtype=row_dtype,
                                     cache_dtype=FP8_CACHE, device=device)
         return PagedLatentCache(num_pages, self.page, self.kv_lora, self.rope, dtype=self.dtype, device=device)

@@ -464,6 +464,73 @@ def test_model_decode_spec():
         MLAModel("toy", hidden=64, q_heads=4, q_lora=None, kv_lora=64, rope=16, nope=32, v_head=16, layers=0)
 
 
+# The attention entries of each model's public config.json on the Hugging Face hub (other keys left out).
+_YARN = {"beta_fast": 32, "beta_slow": 1, "original_max_position_embeddings": 4096, "type": "yarn"}
+HF_CONFIGS = {
+    "DeepSeek-V3": dict(hidden_size=7168, num_attention_heads=128, q_lora_rank=1536, kv_lora_rank=512,
+                        qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128, num_hidden_layers=61,
+                        rope_scaling={**_YARN, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0}),
+    "DeepSeek-V2-Lite": dict(hidden_size=2048, num_attention_heads=16, q_lora_rank=None, kv_lora_rank=512,
+                             qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128, num_hidden_layers=27,
+                             rope_scaling={**_YARN, "factor": 40, "mscale": 0.707, "mscale_all_dim": 0.707}),
+    "Kimi-K2": dict(hidden_size=7168, num_attention_heads=64, q_lora_rank=1536, kv_lora_rank=512,
+                    qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128, num_hidden_layers=61,
+                    rope_scaling={**_YARN, "beta_fast": 1.0, "beta_slow": 1.0, "factor": 32.0, "mscale": 1.0,
+                                  "mscale_all_dim": 1.0}),
+    "MiniCPM3-4B": dict(hidden_size=2560, num_attention_heads=40, q_lora_rank=768, kv_lora_rank=256,
+                        qk_rope_head_dim=32, qk_nope_head_dim=64, v_head_dim=64, num_hidden_layers=62,
+                        rope_scaling={"type": "longrope", "long_factor": [1.0] * 16, "short_factor": [1.0] * 16,
+                                      "original_max_position_embeddings": 32768}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HF_CONFIGS))
+def test_model_from_hf_config_matches_the_hand_written_one(name):
+    from mlagen.models import MODELS
+
+    assert MLAModel.from_config(HF_CONFIGS[name], name=name) == MODELS[name]
+
+
+def test_model_from_config_file_folder_and_spec_file(tmp_path):
+    folder = tmp_path / "DeepSeek-V3-0324"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({**HF_CONFIGS["DeepSeek-V3"], "model_type": "deepseek_v3"}))
+    from_folder = MLAModel.from_config(folder)
+    assert from_folder.name == "DeepSeek-V3-0324" and from_folder == dataclasses.replace(DEEPSEEK_V3, name=from_folder.name)
+    named = {**HF_CONFIGS["DeepSeek-V3"], "_name_or_path": "deepseek-ai/DeepSeek-R1"}
+    (folder / "config.json").write_text(json.dumps(named))
+    assert MLAModel.from_config(folder / "config.json").name == "deepseek-ai/DeepSeek-R1"
+    assert MLAModel.from_config({**HF_CONFIGS["Kimi-K2"], "model_type": "kimi_k2"}).name == "kimi_k2"
+    spec_file = _write(tmp_path, f"from mlagen import MLAModel\nmodel = MLAModel.from_config({str(folder)!r})\n"
+                                 f"spec = model.decode_spec(tp=8)\n")
+    assert load_spec(spec_file) == load_spec(SPECS / "deepseek_v3_tp8.py")
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(kv_lora_rank=None), "has no 'kv_lora_rank': not an MLA model"),
+    (dict(v_head_dim=None), "has no 'v_head_dim': an MLA config names hidden_size"),
+    (dict(qk_rope_head_dim=64.0), "rope = 64.0, expected an integer"),
+    (dict(rope_scaling={"mscale_all_dim": 1.0}), "rope_scaling has mscale_all_dim but no numeric factor"),
+    (dict(num_attention_heads=0), "MLAModel.q_heads = 0: must be an integer >= 1"),
+])
+def test_model_from_config_errors(change, message):
+    config = {k: v for k, v in {**HF_CONFIGS["DeepSeek-V3"], **change}.items() if v is not None}
+    with pytest.raises(SpecError) as err:
+        MLAModel.from_config(config)
+    assert message in str(err.value)
+
+
+def test_model_from_config_file_errors(tmp_path):
+    with pytest.raises(SpecError, match="cannot read .*missing/config.json"):
+        MLAModel.from_config(tmp_path / "missing" / "config.json")
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(SpecError, match="config.json is not JSON"):
+        MLAModel.from_config(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(SpecError, match="holds a JSON list, not an object"):
+        MLAModel.from_config(tmp_path)
+
+
 # ---------------------------------------------------------- spec file errors
 def _write(tmp_path: Path, text: str, name: str = "s.py") -> Path:
     path = tmp_path / name
