@@ -50,7 +50,8 @@ def commands() -> list[Command]:
     return [
         Command("specs", "list the spec files in a directory", _specs_args, _specs_run),
         Command("show", "show a spec, its cache footprint and its roofline", _show_args, _show_run),
-        Command("build", "render a spec's kernel and compile it into the cache (no GPU needed)", _build_args, _build_run),
+        Command("build", "render spec files' kernels and compile them into the cache (no GPU needed)", _build_args,
+                _build_run),
         Command("bench", _bench.HELP, _bench.configure, _bench.run),
         Command("tune", _tune.HELP, _tune.configure, _tune.run_cli),
         Command("export", _export.HELP, _export.configure, _export.run),
@@ -241,7 +242,7 @@ def _cost_table(s: MLASpec, batch: int, seqlen: int, s_q: int):
 
 # ----------------------------------------------------------------- build
 def _build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", type=Path, help="spec file (e.g. specs/deepseek_v3.py)")
+    p.add_argument("spec", type=Path, nargs="+", help="spec file(s) (e.g. specs/deepseek_v3.py, or specs/*.py)")
     p.add_argument(
         "--plan", action="append", default=[], metavar="KEY=VALUE", type=_plan_override,
         help="pin a plan knob instead of the planner's choice (repeatable), e.g. --plan block_n=64 --plan stages=2",
@@ -251,7 +252,20 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generated", type=Path, default=Path("generated"), metavar="DIR",
                    help="where the rendered module is written (default: generated/ of the current directory)")
     p.add_argument("--force", action="store_true", help="compile even if the cache holds the kernel")
-    p.add_argument("--json", action="store_true", help="print a JSON object instead of the summary")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON object instead of the summary (a list of them for several spec files)")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="with several spec files, build N of them at once in worker processes (default 1)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _plan_override(text: str) -> tuple[str, object]:
@@ -265,15 +279,81 @@ def _plan_override(text: str) -> tuple[str, object]:
 
 
 def _build_run(args: argparse.Namespace) -> int:
+    if len(args.spec) == 1:
+        info = _build_one(args.spec[0], dict(args.plan), args.cache, args.generated, args.force)
+        _print_build(info, args.json)
+        return 0
+    return _build_many(args)
+
+
+def _build_many(args: argparse.Namespace) -> int:
+    """Several spec files: each one's summary (or JSON object) in the order given, a spec that fails as one
+    error line, then a count; exit status 2 if any failed."""
+    import concurrent.futures
+    import multiprocessing
+
+    jobs = [(path, dict(args.plan), args.cache, args.generated, args.force) for path in args.spec]
+    if args.jobs > 1:
+        # spawn: the workers import the compiler themselves instead of inheriting a half-initialised one
+        pool = concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(jobs)),
+                                                      mp_context=multiprocessing.get_context("spawn"))
+        pending = [pool.submit(_build_one_or_error, *job) for job in jobs]
+        results = (f.result() for f in pending)
+    else:
+        pool = None
+        results = (_build_one_or_error(*job) for job in jobs)
+    infos, failed, cold = [], 0, 0
+    try:
+        for info, error in results:
+            if error is not None:
+                failed += 1
+                print(f"{PROG}: error: {error}", file=sys.stderr, flush=True)
+                continue
+            cold += info["cold"]
+            infos.append(info)
+            if not args.json:
+                _print_build(info, False)
+                print(flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if args.json:
+        print(json.dumps(infos, indent=1))
+    else:
+        print(f"built {len(infos)} of {len(jobs)} spec files ({cold} compiled now, {len(infos) - cold} from the cache)"
+              + (f"; {failed} failed (above)" if failed else ""))
+    return 2 if failed else 0
+
+
+def _build_one_or_error(path, pinned, cache, generated, force):
+    """``(info, None)``, or ``(None, message)`` for a user error (kept out of the worker's exceptions, so
+    that one failing spec file does not stop the others)."""
+    try:
+        return _build_one(path, pinned, cache, generated, force), None
+    except (CLIError, SpecError) as e:
+        return None, str(e)
+
+
+def _print_build(info: dict, as_json: bool) -> None:
+    from mlagen.plan import KernelPlan
+
+    if as_json:
+        print(json.dumps(info, indent=1))
+        return
+    for label, value in _build_lines(info, KernelPlan.from_dict(info["plan"])):
+        print(f"{label:<15}{value}")
+
+
+def _build_one(path: Path, pinned: dict, cache, generated_dir: Path, force: bool) -> dict:
+    """Render, compile and cache one spec file's kernels; the facts ``mlagen build`` reports."""
     # The compiler (CuTe DSL, which imports torch) is loaded here, not when the CLI starts.
     from mlagen.codegen import render, write_generated
     from mlagen.device import H100_SXM
     from mlagen.jit import build, cache_root
     from mlagen.plan import PlanError, consumer_registers, kernel_spec, plan_for, plans_by_s_q, smem_bytes
 
-    sf = load_spec_file(args.spec)
+    sf = load_spec_file(path)
     spec = sf.spec
-    pinned = dict(args.plan)
     device = H100_SXM
     try:
         plan = plan_for(spec, device, **pinned)
@@ -281,16 +361,16 @@ def _build_run(args: argparse.Namespace) -> int:
         raise CLIError(f"{sf.path}: {e}") from None
     start = time.perf_counter()
     rendered = render(spec, plan)
-    generated = write_generated(rendered, args.generated)
-    result = build(spec, plan, device=device, cache_dir=args.cache, force=args.force)
+    generated = write_generated(rendered, generated_dir)
+    result = build(spec, plan, device=device, cache_dir=cache, force=force)
     # where calls of some s_q run another plan (fp8 m-block pairs only they fill), mlagen.compile dispatches on
     # s_q: build those kernels too, so the cache holds every kernel the spec's calls run
     by_s_q = {} if pinned else plans_by_s_q(spec, device)
     also = {}
     for other in dict.fromkeys(by_s_q.values()):
         if other != plan:
-            write_generated(render(spec, other), args.generated)
-            also[other] = build(spec, other, device=device, cache_dir=args.cache, force=args.force)
+            write_generated(render(spec, other), generated_dir)
+            also[other] = build(spec, other, device=device, cache_dir=cache, force=force)
     total = time.perf_counter() - start
     kspec, kplan = kernel_spec(spec, plan)  # a pinned q_tokens: the narrower spec's kernel
     smem, regs = smem_bytes(kspec, kplan), consumer_registers(kspec, kplan)
@@ -316,7 +396,7 @@ def _build_run(args: argparse.Namespace) -> int:
         "ptxas": result.meta.get("ptxas", "not recorded"),
         "kernel_key": result.identity.key,
         "generated": str(generated),
-        "cache": str(Path(args.cache) if args.cache is not None else cache_root()),
+        "cache": str(Path(cache) if cache is not None else cache_root()),
         "entry": str(result.entry_dir),
         "object": str(result.object_path),
         "ptx": str(result.ptx_path),
@@ -324,12 +404,7 @@ def _build_run(args: argparse.Namespace) -> int:
         "also_built": [{"plan_tag": p.tag, "s_q": [q for q, x in by_s_q.items() if x == p], "cold": r.cold,
                         "object": str(r.object_path)} for p, r in also.items()],
     }
-    if args.json:
-        print(json.dumps(info, indent=1))
-        return 0
-    for label, value in _build_lines(info, plan):
-        print(f"{label:<15}{value}")
-    return 0
+    return info
 
 
 def _ptxas_line(ptxas) -> str:

@@ -256,3 +256,40 @@ def test_errors_do_not_load_the_compiler(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("not supported yet") == 1 and proc.stderr.count("stages = 9") == 1
+
+
+def test_several_spec_files_build_in_order_and_a_failing_one_is_an_error_line(cold, kernel_cache, tmp_path):
+    """``mlagen build A B C``: a summary per built spec file in the order given, one error line per spec file that
+    fails (the others still build), a count, exit status 2; ``--json`` prints a list of the objects."""
+    broken = tmp_path / "bad.py"
+    broken.write_text("from mlagen import MLASpec\nspec = MLASpec(q_heads=128, page=48)\n")
+    status, out, err = run("build", broken, DSV3, tmp_path / "nope.py", "--cache", kernel_cache,
+                           "--generated", tmp_path / "gen")
+    assert status == 2
+    assert err.splitlines() == [f"mlagen: error: {broken}:2: MLASpec.page = 48: must be a power of two in 1..256",
+                                f"mlagen: error: {tmp_path / 'nope.py'}: no such spec file"]
+    assert out.count("spec file      ") == 1 and f"spec file      {DSV3}: " in out
+    assert out.rstrip().endswith("built 1 of 3 spec files (0 compiled now, 1 from the cache); 2 failed (above)")
+    status, out, err = run("build", DSV3, DSV3, "--cache", kernel_cache, "--generated", tmp_path / "gen", "--json")
+    infos = json.loads(out)
+    assert status == 0 and err == "" and [i["spec_file"] for i in infos] == [str(DSV3)] * 2
+    assert not any(i["cold"] for i in infos) and infos[0]["kernel_key"] == infos[1]["kernel_key"]
+
+
+def test_several_spec_files_in_worker_processes(cold, kernel_cache, tmp_path):
+    broken = tmp_path / "bad.py"
+    broken.write_text("from mlagen import MLASpec\nspec = MLASpec(q_heads=128, page=48)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "mlagen", "build", str(DSV3), str(broken), "--jobs", "2",
+                           "--cache", str(kernel_cache), "--generated", str(tmp_path / "gen")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"mlagen: error: {broken}:2: MLASpec.page = 48: must be a power of two in 1..256"
+    assert f"spec file      {DSV3}: " in proc.stdout and "build          warm: found in the cache" in proc.stdout
+    assert proc.stdout.rstrip().endswith("built 1 of 2 spec files (0 compiled now, 1 from the cache); 1 failed (above)")
+
+
+@pytest.mark.parametrize("jobs", ["0", "two"])
+def test_jobs_must_be_a_positive_integer(tmp_path, jobs):
+    status, out, err = run("build", DSV3, DSV3, "--jobs", jobs, "--cache", tmp_path / "cache")
+    assert_one_line_error(status, out, err, "--jobs", f"expected an integer >= 1, got {jobs!r}")
