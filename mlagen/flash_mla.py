@@ -120,9 +120,17 @@ def _variant(q, k_cache, head_dim_v, softmax_scale, causal, is_fp8_kvcache) -> C
         if k_cache.dtype not in _BYTE_DTYPES:
             raise _fail(f"is_fp8_kvcache=True needs k_cache as packed byte rows (torch.uint8 or "
                         f"torch.float8_e4m3fn, see mlagen.quantize_cache), got {k_cache.dtype}")
+        latent, rope = head_dim_v, d_qk - head_dim_v
+        row = latent + 4 * (latent // 128) + 2 * rope if latent % 128 == 0 else None
+        if row is not None and k_cache.shape[3] != row:
+            raise _fail(f"k_cache rows of {k_cache.shape[3]} bytes; FlashMLA's fp8 rows for latent {latent} + RoPE "
+                        f"{rope} are {row} bytes (latent e4m3, 4 bytes of scale per 128, RoPE in q's dtype)")
     elif k_cache.dtype in _BYTE_DTYPES:
         raise _fail(f"k_cache is {k_cache.dtype}: pass is_fp8_kvcache=True for FlashMLA's fp8 rows "
                     f"(e4m3 latent, float32 scales, 16-bit RoPE)")
+    elif k_cache.dtype != q.dtype or k_cache.shape[3] != d_qk:
+        raise _fail(f"k_cache is {tuple(k_cache.shape)} {k_cache.dtype}; with q {tuple(q.shape)} {q.dtype} it must "
+                    f"hold rows of {d_qk} values in {q.dtype}")
     if softmax_scale is not None:
         if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, (int, float)):
             raise _fail(f"softmax_scale = {softmax_scale!r}: must be a float or None")
