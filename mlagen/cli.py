@@ -258,16 +258,6 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                    help="with several spec files, build N of them at once in worker processes (default 1)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
 def _plan_override(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` for a plan knob (argparse type)."""
     from mlagen.plan import parse_knob
