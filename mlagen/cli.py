@@ -50,6 +50,7 @@ def commands() -> list[Command]:
     return [
         Command("specs", "list the spec files in a directory", _specs_args, _specs_run),
         Command("show", "show a spec, its cache footprint and its roofline", _show_args, _show_run),
+        Command("new", "write a spec file for a model from its Hugging Face config.json", _new_args, _new_run),
         Command("build", "render spec files' kernels and compile them into the cache (no GPU needed)", _build_args,
                 _build_run),
         Command("bench", _bench.HELP, _bench.configure, _bench.run),
@@ -141,6 +142,76 @@ def _specs_run(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ show
+def _new_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", type=Path, help="the spec file to write (e.g. specs/my_model_tp8.py)")
+    p.add_argument("--config", type=Path, required=True, metavar="PATH",
+                   help="the model's config.json, or the folder holding it")
+    p.add_argument("--name", default=None, help="the model's name (default: from the config or its folder)")
+    p.add_argument("--tp", type=_positive_int, default=1, help="tensor-parallel GPUs the heads are split over (default 1)")
+    p.add_argument("--page", type=_positive_int, default=64, help="tokens per cache page (default 64)")
+    p.add_argument("--max-q", type=_positive_int, default=1,
+                   help="most query tokens per request, 1 + drafted tokens (default 1)")
+    p.add_argument("--no-causal", action="store_true",
+                   help="no causal masking among a request's query tokens (default: causal when --max-q > 1)")
+    p.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16", help="query/output dtype (default bf16)")
+    p.add_argument("--cache-dtype", choices=["fp8_e4m3"], default=None,
+                   help="store the latent cache as FlashMLA's fp8 rows (default: the query dtype)")
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+
+
+def _new_run(args: argparse.Namespace) -> int:
+    from mlagen.models import MLAModel
+    from mlagen.plan import UnsupportedSpecError, plan_for
+
+    model = MLAModel.from_config(args.config, name=args.name)
+    knobs = {"tp": args.tp, "page": args.page, "dtype": args.dtype}
+    if args.max_q > 1:
+        knobs.update(max_q=args.max_q, causal=not args.no_causal)
+    if args.cache_dtype:
+        knobs["cache_dtype"] = args.cache_dtype
+    spec = model.decode_spec(**knobs)
+    try:
+        plan_for(spec)
+    except UnsupportedSpecError as e:
+        raise CLIError(f"{args.out}: not written: {e}") from None
+    if args.out.exists() and not args.force:
+        raise CLIError(f"{args.out} exists (--force overwrites it)")
+    text = _spec_file_text(model, knobs, spec, args.config)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    written = load_spec_file(args.out).spec
+    if written != spec:  # the file must mean what was asked
+        raise CLIError(f"{args.out}: reads back as {written.key}, not {spec.key}")
+    print(f"wrote {args.out}: {spec.describe()}")
+    print(f"next: {PROG} build {args.out}")
+    return 0
+
+
+def _spec_file_text(model, knobs: dict, spec: MLASpec, config: Path) -> str:
+    """A spec file holding the model's numbers (not a path to its config: the file stays valid elsewhere)."""
+    heads = f"{spec.q_heads} heads" + (f" ({model.q_heads} over {knobs['tp']} GPUs)" if knobs["tp"] > 1 else "")
+    cache = "fp8_e4m3" if spec.cache_dtype == "fp8_e4m3" else spec.dtype
+    extra = f", {spec.max_q} {'causal ' if spec.causal else ''}query tokens per request" if spec.max_q > 1 else ""
+    fields = ", ".join(f"{k}={getattr(model, k)!r}"
+                       for k in ("hidden", "q_heads", "q_lora", "kv_lora", "rope", "nope", "v_head", "layers"))
+    args = ", ".join(f"{k}={v!r}" for k, v in knobs.items() if not (k == "tp" and v == 1))
+    return (
+        f'"""{model.name} decode: {heads} over a {spec.latent} + {spec.rope} latent cache in {cache}, '
+        f"{spec.page}-token pages{extra}.\n\n"
+        f"Written by `mlagen new` from {config}: the attention numbers of the model's config.json, and its softmax\n"
+        f"scale as mlagen.MLAModel.from_config derives it ((nope + rope) ** -0.5, times YaRN's correction squared\n"
+        f"where rope_scaling has mscale_all_dim).\n"
+        f'"""\n'
+        f"from mlagen import MLAModel\n\n"
+        f"model = MLAModel(\n"
+        f"    name={model.name!r},\n"
+        f"    {fields},\n"
+        f"    softmax_scale={model.softmax_scale!r},\n"
+        f")\n"
+        f"spec = model.decode_spec({args})\n"
+    )
+
+
 def _show_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path, help="spec file (e.g. specs/deepseek_v3.py)")
     p.add_argument("--batch", type=_positive_int, default=64, help="requests per decode step (default: 64)")

@@ -123,7 +123,7 @@ def test_specs_reports_broken_files(capsys, tmp_path):
 
 def test_only_existing_commands_are_registered(capsys):
     names = [c.name for c in commands()]
-    assert names == ["specs", "show", "build", "bench", "tune", "export"]
+    assert names == ["specs", "show", "new", "build", "bench", "tune", "export"]
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0
@@ -159,3 +159,58 @@ def test_bench_chain_is_checked_before_any_gpu_work(capsys, argv, message):
 
     assert main(["bench", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ mlagen new
+@pytest.fixture
+def v3_config(tmp_path):
+    import json
+
+    from hf_configs import HF_CONFIGS
+
+    folder = tmp_path / "DeepSeek-V3"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(HF_CONFIGS["DeepSeek-V3"]))
+    return folder
+
+
+def test_new_writes_a_spec_file_from_a_config(capsys, v3_config, tmp_path):
+    from mlagen.models import DEEPSEEK_V3
+    from mlagen.spec import load_spec_file
+
+    out_file = tmp_path / "specs" / "v3_tp8.py"
+    status, out, err = run(capsys, "new", str(out_file), "--config", str(v3_config), "--tp", "8")
+    assert status == 0 and err == "" and out.splitlines()[-1] == f"next: mlagen build {out_file}"
+    written = load_spec_file(out_file)
+    assert written.spec == load_spec(SPECS / "deepseek_v3_tp8.py")  # the same numbers as the hand-written file
+    assert written.model.name == "DeepSeek-V3" and written.model == DEEPSEEK_V3
+    assert written.title.startswith("DeepSeek-V3 decode: 16 heads (128 over 8 GPUs) over a 512 + 64 latent cache")
+    assert str(v3_config) not in out_file.read_text().split('"""')[2]  # the numbers, not a path to the config
+    # speculative decoding is causal unless --no-causal; an fp8 cache
+    status, _, _ = run(capsys, "new", str(tmp_path / "mtp.py"), "--config", str(v3_config), "--max-q", "2",
+                       "--cache-dtype", "fp8_e4m3")
+    mtp = load_spec(tmp_path / "mtp.py")
+    assert status == 0 and mtp == load_spec(SPECS / "deepseek_v3_mtp.py").replace(cache_dtype="fp8_e4m3")
+    run(capsys, "new", str(tmp_path / "nc.py"), "--config", str(v3_config), "--max-q", "3", "--no-causal")
+    assert load_spec(tmp_path / "nc.py").max_q == 3 and not load_spec(tmp_path / "nc.py").causal
+
+
+def test_new_refuses_to_overwrite_and_to_write_what_is_not_generated(capsys, v3_config, tmp_path):
+    import json
+
+    from hf_configs import HF_CONFIGS
+
+    target = tmp_path / "x.py"
+    target.write_text("# mine\n")
+    status, out, err = run(capsys, "new", str(target), "--config", str(v3_config))
+    assert status == 2 and out == "" and err == f"mlagen: error: {target} exists (--force overwrites it)\n"
+    assert target.read_text() == "# mine\n"
+    assert run(capsys, "new", str(target), "--config", str(v3_config), "--force")[0] == 0
+    assert load_spec(target) == load_spec(SPECS / "deepseek_v3.py")
+    cpm = tmp_path / "cpm.json"
+    cpm.write_text(json.dumps(HF_CONFIGS["MiniCPM3-4B"]))
+    status, out, err = run(capsys, "new", str(tmp_path / "cpm_fp8.py"), "--config", str(cpm), "--cache-dtype", "fp8_e4m3")
+    assert status == 2 and "not written" in err and "not supported yet" in err and "328" in err
+    assert not (tmp_path / "cpm_fp8.py").exists()
+    status, _, err = run(capsys, "new", str(tmp_path / "y.py"), "--config", str(tmp_path / "nowhere"))
+    assert status == 2 and "cannot read" in err and not (tmp_path / "y.py").exists()
