@@ -41,6 +41,7 @@ from typing import Optional
 
 import torch
 
+from mlagen.fp8_cache import row_bytes
 from mlagen.runtime import MLAInputError
 from mlagen.spec import FP8_CACHE, MLASpec, SpecError
 
@@ -121,7 +122,7 @@ def _variant(q, k_cache, head_dim_v, softmax_scale, causal, is_fp8_kvcache) -> C
             raise _fail(f"is_fp8_kvcache=True needs k_cache as packed byte rows (torch.uint8 or "
                         f"torch.float8_e4m3fn, see mlagen.quantize_cache), got {k_cache.dtype}")
         latent, rope = head_dim_v, d_qk - head_dim_v
-        row = latent + 4 * (latent // 128) + 2 * rope if latent % 128 == 0 else None
+        row = row_bytes(latent, rope) if latent % 128 == 0 else None  # (other latents: the spec says why not)
         if row is not None and k_cache.shape[3] != row:
             raise _fail(f"k_cache rows of {k_cache.shape[3]} bytes; FlashMLA's fp8 rows for latent {latent} + RoPE "
                         f"{rope} are {row} bytes (latent e4m3, 4 bytes of scale per 128, RoPE in q's dtype)")
