@@ -5,7 +5,8 @@
 # 1. prebuild the GPU suite's variants and the embedding tests' kernels (no C exports: not run here);
 # 2. FlashMLA's interface (mlagen.flash_mla) against the kernel's bits and the reference; the tiny MLA model
 #    over a bf16 and an fp8 cache (mlagen.nn, rows written by mlagen.kv_cache.write_cache);
-# 3. the cache as one layer of a two-layer pool past 4 GiB, on every schedule and cache kind.
+# 3. the cache as one layer of a two-layer pool past 4 GiB, on every schedule and cache kind;
+# 4. examples/tiny_decode.py over an fp8 cache (what a user runs first).
 set -uo pipefail
 : "${MLAGEN_COMMIT:?name the commit sent}"
 cd "$(dirname "$0")/../../../.."
@@ -34,3 +35,5 @@ tail -3 "$RES/tests-embed.txt"; echo "== embed tests at ${SECONDS}s"; pack
 timeout 150 python -m pytest -q -p no:cacheprovider tests/gpu/test_decode_gpu.py -k "pool_past" 2>&1 \
   | tail -20 > "$RES/tests-pool.txt"
 tail -3 "$RES/tests-pool.txt"; echo "== pool tests at ${SECONDS}s"; pack
+timeout 120 python examples/tiny_decode.py --steps 8 --cache-dtype fp8_e4m3 > "$RES/tiny-decode-fp8.txt" 2>&1
+echo "tiny_decode fp8: exit $?"; tail -1 "$RES/tiny-decode-fp8.txt"; pack
