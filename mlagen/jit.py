@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -38,6 +39,10 @@ from mlagen.codegen import atomic_write, render, template_hash
 from mlagen.device import H100_SXM, DeviceFacts
 from mlagen.plan import KernelPlan, check_plan, kernel_spec, plan_for
 from mlagen.spec import MLASpec
+
+# A cold build takes 5-60 s (cute.compile): at INFO, say so before and after, so that a first call that compiles
+# (mlagen.compile, the torch op, mlagen.flash_mla) does not look like a hang.
+log = logging.getLogger("mlagen")
 
 __all__ = [
     "BuildResult",
@@ -285,13 +290,24 @@ def build(
     if cold:
         lock_path = identity.lock_path(root)
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_path), timeout=_LOCK_TIMEOUT_S):
+        lock = FileLock(str(lock_path), timeout=_LOCK_TIMEOUT_S)
+        try:
+            lock.acquire(timeout=0)
+        except TimeoutError:
+            log.info("waiting for another process compiling %s (plan %s)", identity.name, identity.plan.tag)
+            lock.acquire()
+        try:
             # another process may have finished it while this one waited
             meta = None if force else _read_meta(identity, entry)
             if meta is None:
+                log.info("compiling %s (plan %s) for %s into %s", identity.name, identity.plan.tag,
+                         identity.arch, entry)
                 meta = _compile_entry(identity, entry)
+                log.info("compiled %s in %.1f s", identity.name, time.perf_counter() - start)
             else:
                 cold = False
+        finally:
+            lock.release()
     return BuildResult(
         identity=identity,
         entry_dir=entry,

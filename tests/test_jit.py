@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -424,7 +426,7 @@ def test_two_processes_compiling_the_same_kernel(tmp_path):
     assert after.cold is False and after.meta == meta
 
 
-def test_compile_killed_half_way_is_rebuilt(tmp_path):
+def test_compile_killed_half_way_is_rebuilt(tmp_path, caplog):
     cache = tmp_path / "cache"
     identity = identity_for(SMALL)
     entry = identity.entry_dir(cache)
@@ -442,10 +444,30 @@ def test_compile_killed_half_way_is_rebuilt(tmp_path):
     assert proc.returncode == -9
     assert (entry / "kernel.py").exists() and not (entry / "meta.json").exists()
 
-    result = build(SMALL, cache_dir=cache)
+    # rebuilt here, first behind another holder of the build lock: each step is logged at INFO ("mlagen")
+    from filelock import FileLock
+
+    caplog.set_level(logging.INFO, logger="mlagen")
+    holder = FileLock(str(identity.lock_path(cache)))
+    holder.acquire()
+    results = []
+    builder = threading.Thread(target=lambda: results.append(build(SMALL, cache_dir=cache)))
+    builder.start()
+    deadline = time.time() + 60
+    while not any("waiting for another process" in r.getMessage() for r in caplog.records):
+        assert time.time() < deadline and builder.is_alive(), [r.getMessage() for r in caplog.records]
+        time.sleep(0.01)
+    holder.release()
+    builder.join(timeout=300)
+    result = results[0]
     assert result.cold is True and result.entry_dir == entry
+    messages = [r.getMessage() for r in caplog.records if r.name == "mlagen"]
+    assert [m.split(" ")[0] for m in messages] == ["waiting", "compiling", "compiled"], messages
+    assert identity.name in messages[1] and str(entry) in messages[1] and "sm_90a" in messages[1]
     assert_entry_valid(entry, identity)
+    caplog.clear()
     assert build(SMALL, cache_dir=cache).cold is False
+    assert not caplog.records  # a warm build says nothing
 
 
 def _truncate_object(entry: Path) -> None:
