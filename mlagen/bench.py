@@ -236,8 +236,10 @@ def make_inputs(spec, batch: int, s_q: int, lens: list[int], sets: int, seed: in
     """``sets`` independent input sets (q, cache, block table, lengths) on the GPU."""
     import torch
 
+    from mlagen.dtypes import TORCH_DTYPES
+
     g = torch.Generator(device="cuda").manual_seed(seed)
-    dtype = torch.bfloat16 if spec.dtype == "bf16" else torch.float16
+    dtype = TORCH_DTYPES[spec.dtype]
     pages_per = [max(1, -(-n // spec.page)) for n in lens]
     num_pages, width = sum(pages_per), max(pages_per)
     out = []

@@ -41,14 +41,13 @@ from typing import Optional
 
 import torch
 
+from mlagen.dtypes import DTYPE_NAMES, PACKED_ROW_DTYPES
 from mlagen.fp8_cache import row_bytes
 from mlagen.runtime import MLAInputError
 from mlagen.spec import FP8_CACHE, MLASpec, SpecError
 
 __all__ = ["FlashMLASchedMeta", "flash_mla_spec", "flash_mla_with_kvcache", "get_mla_metadata"]
 
-_DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
-_BYTE_DTYPES = (torch.uint8, torch.float8_e4m3fn)
 _SPARSE_ARGS = ("indices", "attn_sink", "extra_k_cache", "extra_indices_in_kvcache", "topk_length",
                 "extra_topk_length")
 
@@ -110,7 +109,7 @@ def _variant(q, k_cache, head_dim_v, softmax_scale, causal, is_fp8_kvcache) -> C
             raise _fail(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() != 4:
             raise _fail(f"{name} must be 4-D, got shape {tuple(t.shape)}")
-    if q.dtype not in _DTYPES:
+    if q.dtype not in DTYPE_NAMES:
         raise _fail(f"q is {q.dtype}; the kernels take torch.bfloat16 or torch.float16 queries")
     if type(head_dim_v) is not int or head_dim_v < 1:
         raise _fail(f"head_dim_v = {head_dim_v!r}: must be a positive int (the latent width, 512 for DeepSeek-V3)")
@@ -118,7 +117,7 @@ def _variant(q, k_cache, head_dim_v, softmax_scale, causal, is_fp8_kvcache) -> C
     if head_dim_v > d_qk:
         raise _fail(f"head_dim_v = {head_dim_v} exceeds q's head dimension {d_qk} (latent + RoPE)")
     if is_fp8_kvcache:
-        if k_cache.dtype not in _BYTE_DTYPES:
+        if k_cache.dtype not in PACKED_ROW_DTYPES:
             raise _fail(f"is_fp8_kvcache=True needs k_cache as packed byte rows (torch.uint8 or "
                         f"torch.float8_e4m3fn, see mlagen.quantize_cache), got {k_cache.dtype}")
         latent, rope = head_dim_v, d_qk - head_dim_v
@@ -126,7 +125,7 @@ def _variant(q, k_cache, head_dim_v, softmax_scale, causal, is_fp8_kvcache) -> C
         if row is not None and k_cache.shape[3] != row:
             raise _fail(f"k_cache rows of {k_cache.shape[3]} bytes; FlashMLA's fp8 rows for latent {latent} + RoPE "
                         f"{rope} are {row} bytes (latent e4m3, 4 bytes of scale per 128, RoPE in q's dtype)")
-    elif k_cache.dtype in _BYTE_DTYPES:
+    elif k_cache.dtype in PACKED_ROW_DTYPES:
         raise _fail(f"k_cache is {k_cache.dtype}: pass is_fp8_kvcache=True for FlashMLA's fp8 rows "
                     f"(e4m3 latent, float32 scales, 16-bit RoPE)")
     elif k_cache.dtype != q.dtype or k_cache.shape[3] != d_qk:
@@ -139,7 +138,7 @@ def _variant(q, k_cache, head_dim_v, softmax_scale, causal, is_fp8_kvcache) -> C
     if not isinstance(causal, bool) or not isinstance(is_fp8_kvcache, bool):
         raise _fail(f"causal and is_fp8_kvcache must be bools, got {causal!r} and {is_fp8_kvcache!r}")
     return CallVariant(s_q=q.shape[1], h_q=q.shape[2], d_qk=d_qk, head_dim_v=head_dim_v, page=k_cache.shape[1],
-                       h_kv=k_cache.shape[2], dtype=_DTYPES[q.dtype], is_fp8_kvcache=is_fp8_kvcache,
+                       h_kv=k_cache.shape[2], dtype=DTYPE_NAMES[q.dtype], is_fp8_kvcache=is_fp8_kvcache,
                        causal=causal, softmax_scale=softmax_scale)
 
 

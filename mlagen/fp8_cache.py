@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import torch
 
+from mlagen.dtypes import DTYPE_NAMES, PACKED_ROW_DTYPES
+
 __all__ = ["FP8_MAX", "dequantize_cache", "quantize_cache", "round_scale", "row_bytes"]
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 _BLOCK = 128
-_ROPE_DTYPES = (torch.bfloat16, torch.float16)
 
 
 def row_bytes(latent: int, rope: int) -> int:
@@ -65,7 +66,7 @@ def quantize_cache(cache: torch.Tensor, latent: int = 512) -> torch.Tensor:
     """
     if not isinstance(cache, torch.Tensor):
         raise TypeError(f"cache: expected a torch.Tensor, got {type(cache).__name__}")
-    if cache.dtype not in _ROPE_DTYPES:
+    if cache.dtype not in DTYPE_NAMES:
         raise TypeError(f"cache: dtype {cache.dtype}; expected bfloat16 or float16 (the RoPE part is kept in it)")
     if cache.dim() < 1 or cache.shape[-1] < latent:
         raise ValueError(f"cache: shape {tuple(cache.shape)}; the last dimension must hold latent ({latent}) + rope")
@@ -92,7 +93,7 @@ def quantize_cache(cache: torch.Tensor, latent: int = 512) -> torch.Tensor:
 def _split_rows(packed: torch.Tensor, latent: int):
     if not isinstance(packed, torch.Tensor):
         raise TypeError(f"packed: expected a torch.Tensor, got {type(packed).__name__}")
-    if packed.dtype not in (torch.float8_e4m3fn, torch.uint8):
+    if packed.dtype not in PACKED_ROW_DTYPES:
         raise TypeError(f"packed: dtype {packed.dtype}; expected float8_e4m3fn or uint8 packed rows")
     raw = packed.contiguous().view(torch.uint8)
     nbytes = raw.shape[-1] if raw.dim() else 0
@@ -143,7 +144,7 @@ def dequantize_cache(packed: torch.Tensor, latent: int = 512, dtype: torch.dtype
     it holds the exact products ``e4m3 * rounded scale``; rounded to ``dtype`` they
     are what the kernels' MMAs read.
     """
-    if dtype not in _ROPE_DTYPES:
+    if dtype not in DTYPE_NAMES:
         raise TypeError(f"dtype: {dtype}; the RoPE part is bfloat16 or float16")
     raw, scale_end, rope = _split_rows(packed, latent)
     lead = raw.shape[:-1]

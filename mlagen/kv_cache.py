@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import torch
 
+from mlagen.dtypes import DTYPE_NAMES, PACKED_ROW_DTYPES, TORCH_DTYPES
 from mlagen.fp8_cache import quantize_cache, row_bytes
 from mlagen.spec import FP8_CACHE, MLASpec
 
 __all__ = ["empty_cache", "write_cache"]
-
-_PACKED = (torch.uint8, torch.float8_e4m3fn)
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def empty_cache(spec: MLASpec, num_pages: int, *, device=None) -> torch.Tensor:
@@ -36,7 +34,7 @@ def empty_cache(spec: MLASpec, num_pages: int, *, device=None) -> torch.Tensor:
     if spec.cache_dtype == FP8_CACHE:
         shape = (num_pages, spec.page, spec.kv_heads, row_bytes(spec.latent, spec.rope))
         return torch.zeros(shape, dtype=torch.uint8, device=device)
-    return torch.zeros((num_pages, spec.page, spec.kv_heads, spec.d_qk), dtype=_DTYPES[spec.dtype], device=device)
+    return torch.zeros((num_pages, spec.page, spec.kv_heads, spec.d_qk), dtype=TORCH_DTYPES[spec.dtype], device=device)
 
 
 def _packed_latent(width: int, row: int, latent: int | None) -> int:
@@ -88,8 +86,8 @@ def write_cache(kv_cache: torch.Tensor, slot_mapping: torch.Tensor, rows: torch.
     if slot_mapping.device != kv_cache.device or rows.device != kv_cache.device:
         raise ValueError(f"write_cache: kv_cache on {kv_cache.device}, slot_mapping on {slot_mapping.device}, "
                          f"rows on {rows.device}: all must be on one device")
-    if kv_cache.dtype in _PACKED:
-        if rows.dtype not in (torch.bfloat16, torch.float16):
+    if kv_cache.dtype in PACKED_ROW_DTYPES:
+        if rows.dtype not in DTYPE_NAMES:
             raise TypeError(f"write_cache: rows are {rows.dtype}; a packed fp8 cache takes bf16 or fp16 rows "
                             f"(the RoPE part is stored in their dtype)")
         values = quantize_cache(rows, _packed_latent(rows.shape[2], row, latent)).view(torch.uint8)

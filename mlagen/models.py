@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -90,12 +90,12 @@ class MLAModel:
         ``mscale_all_dim`` (YaRN's temperature; LongRoPE and others leave it unchanged). ``name``
         defaults to the config's ``_name_or_path``, else the folder's name, else its ``model_type``.
         """
-        source = "config"
+        source, folder = "config", None
         if not isinstance(config, Mapping):
             path = Path(config)
             if path.is_dir():
                 path = path / "config.json"
-            source = str(path)
+            source, folder = str(path), path.parent.name or None
             try:
                 config = json.loads(path.read_text())
             except OSError as err:
@@ -104,7 +104,6 @@ class MLAModel:
                 raise SpecError(f"MLAModel.from_config: {path} is not JSON: {err}") from err
             if not isinstance(config, Mapping):
                 raise SpecError(f"MLAModel.from_config: {path} holds a JSON {type(config).__name__}, not an object")
-            name = name or config.get("_name_or_path") or path.parent.name or None
 
         def key(k: str, *, optional: bool = False):
             if k not in config:
@@ -116,22 +115,23 @@ class MLAModel:
                 raise SpecError(f"MLAModel.from_config: {source} has no {k!r}: {what}")
             return config[k]
 
-        rope, nope = key("qk_rope_head_dim"), key("qk_nope_head_dim")
-        fields = dict(hidden=key("hidden_size"), q_heads=key("num_attention_heads"),
-                      q_lora=key("q_lora_rank", optional=True), kv_lora=key("kv_lora_rank"), rope=rope, nope=nope,
-                      v_head=key("v_head_dim"), layers=key("num_hidden_layers"))
-        for k, v in fields.items():  # the constructor names the field; the config's key is what to look for
-            if not isinstance(v, int) or isinstance(v, bool):
-                if not (k == "q_lora" and v is None):
-                    raise SpecError(f"MLAModel.from_config: {source}: {k} = {v!r}, expected an integer")
-        scale = None
+        name = name or config.get("_name_or_path") or folder or config.get("model_type") or "model"
+        try:  # the constructor checks the numbers; the message gains the config they came from
+            model = cls(name=str(name), hidden=key("hidden_size"), q_heads=key("num_attention_heads"),
+                        q_lora=key("q_lora_rank", optional=True), kv_lora=key("kv_lora_rank"),
+                        rope=key("qk_rope_head_dim"), nope=key("qk_nope_head_dim"), v_head=key("v_head_dim"),
+                        layers=key("num_hidden_layers"))
+        except SpecError as err:
+            if str(err).startswith("MLAModel.from_config"):
+                raise
+            raise SpecError(f"MLAModel.from_config: {source}: {err}") from err
         scaling = config.get("rope_scaling")
         if isinstance(scaling, Mapping) and scaling.get("mscale_all_dim"):
             if not isinstance(scaling.get("factor"), (int, float)):
                 raise SpecError(f"MLAModel.from_config: {source}: rope_scaling has mscale_all_dim but no numeric factor")
-            scale = (nope + rope) ** -0.5 * yarn_mscale(float(scaling["factor"]), float(scaling["mscale_all_dim"])) ** 2
-        name = name or config.get("_name_or_path") or config.get("model_type") or "model"
-        return cls(name=str(name), softmax_scale=scale, **fields)
+            mscale = yarn_mscale(float(scaling["factor"]), float(scaling["mscale_all_dim"]))
+            model = replace(model, softmax_scale=model.qk_head_dim ** -0.5 * mscale ** 2)  # the models' own rounding
+        return model
 
     @property
     def qk_head_dim(self) -> int:

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 import mlagen.ops  # noqa: F401  (defines torch.ops.mlagen.mla_decode)
+from mlagen.dtypes import DTYPE_NAMES, TORCH_DTYPES
 from mlagen.fp8_cache import dequantize_cache, row_bytes
 from mlagen.kv_cache import write_cache
 from mlagen.spec import FP8_CACHE, MLASpec
@@ -56,7 +57,6 @@ __all__ = [
 ]
 
 PATHS = ("kernel", "absorbed", "naive")
-_SPEC_DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 class CacheFullError(RuntimeError):
@@ -126,7 +126,7 @@ class PagedLatentCache:
             raise ValueError(f"PagedLatentCache: cache_dtype = {cache_dtype!r}, expected None (rows in dtype) "
                              f"or {FP8_CACHE!r}")
         self.fp8 = cache_dtype == FP8_CACHE
-        if self.fp8 and dtype not in _SPEC_DTYPES:
+        if self.fp8 and dtype not in DTYPE_NAMES:
             raise ValueError(f"PagedLatentCache: an {FP8_CACHE} cache keeps its RoPE part in bf16 or fp16, "
                              f"got dtype {dtype}")
         self.page, self.latent, self.rope, self.dtype = page, latent, rope, dtype
@@ -301,7 +301,7 @@ class MultiHeadLatentAttention(nn.Module):
         self.softmax_scale = float(softmax_scale) if softmax_scale is not None else (nope + rope) ** -0.5
         # The decode spec; fp16 modules get an fp16 kernel, every other dtype describes a bf16 one.
         self.spec = MLASpec(
-            q_heads=heads, latent=kv_lora, rope=rope, page=page, dtype=_SPEC_DTYPES.get(dtype, "bf16"),
+            q_heads=heads, latent=kv_lora, rope=rope, page=page, dtype=DTYPE_NAMES.get(dtype, "bf16"),
             scale=self.softmax_scale, max_q=max_q, causal=max_q > 1, cache_dtype=cache_dtype,
         )
         kw = {"dtype": dtype, "device": device, "bias": False}
@@ -359,7 +359,7 @@ class MultiHeadLatentAttention(nn.Module):
         device = device if device is not None else self.wkv_a.weight.device
         if self.spec.cache_dtype == FP8_CACHE:
             # packed rows keep the RoPE part in the spec's (the kernel's query) dtype
-            row_dtype = next(t for t, name in _SPEC_DTYPES.items() if name == self.spec.dtype)
+            row_dtype = TORCH_DTYPES[self.spec.dtype]
             return PagedLatentCache(num_pages, self.page, self.kv_lora, self.rope, dtype=row_dtype,
                                     cache_dtype=FP8_CACHE, device=device)
         return PagedLatentCache(num_pages, self.page, self.kv_lora, self.rope, dtype=self.dtype, device=device)
@@ -424,7 +424,7 @@ class MultiHeadLatentAttention(nn.Module):
             raise ValueError(f"decode: {s} new tokens per sequence; this layer takes 1..{self.max_q} (max_q)")
         block_table, seqlens = cache.kernel_inputs(seq_ids)
         if kernel:
-            if self.dtype not in _SPEC_DTYPES:
+            if self.dtype not in DTYPE_NAMES:
                 raise TypeError(f"the kernel path needs a bf16 or fp16 layer, this one is {self.dtype}")
             q_latent = torch.einsum("bshn,hnc->bshc", q_nope, self.w_uk)
             q = torch.cat([q_latent, q_rope], dim=-1).contiguous()

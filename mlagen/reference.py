@@ -30,10 +30,10 @@ from typing import Sequence
 
 import torch
 
+from mlagen.dtypes import PACKED_ROW_DTYPES, TORCH_DTYPES
 from mlagen.fp8_cache import dequantize_cache
 from mlagen.spec import FP8_CACHE, MLASpec
 
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 __all__ = [
     "merge_partials",
@@ -119,7 +119,7 @@ def mla_decode_reference_range(
         tokens = kv_cache.index_select(0, index)
         if not tokens.is_floating_point() or tokens.dtype == torch.float8_e4m3fn:
             # as the kernels do: fp8 * scale in float32, rounded once to the query dtype
-            tokens = dequantize_cache(tokens, spec.latent, dtype=_DTYPES[spec.dtype])
+            tokens = dequantize_cache(tokens, spec.latent, dtype=TORCH_DTYPES[spec.dtype])
         tokens = tokens.reshape(-1, kv_heads, spec.d_qk)
         tokens = tokens[lo - first * page : hi - first * page].to(device=device, dtype=compute_dtype)
         qb = q[b].to(compute_dtype).reshape(s_q, kv_heads, group, spec.d_qk)
@@ -287,7 +287,7 @@ def _check_inputs(q, kv_cache, block_table, cache_seqlens, spec: MLASpec) -> tup
     batch, s_q = q.shape[0], q.shape[1]
     if not 1 <= s_q <= spec.max_q:
         raise ValueError(f"q: s_q = {s_q} query tokens, expected 1..{spec.max_q} (spec.max_q)")
-    packed = kv_cache.dtype in (torch.uint8, torch.float8_e4m3fn)
+    packed = kv_cache.dtype in PACKED_ROW_DTYPES
     if packed:
         if spec.cache_dtype != FP8_CACHE:
             raise TypeError(f"kv_cache: dtype {kv_cache.dtype} (packed fp8 rows) but the spec's cache is {spec.cache_dtype}")

@@ -16,14 +16,12 @@ from dataclasses import dataclass
 import torch
 
 from mlagen.device import DeviceFacts
+from mlagen.dtypes import PACKED_ROW_DTYPES, TORCH_DTYPES
 from mlagen.plan import m_blocks as plan_m_blocks
 from mlagen.spec import FP8_CACHE
 
 __all__ = ["MLADecodeKernel", "MLAInputError", "Workspace"]
 
-_TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# packed fp8_e4m3 rows are bytes; FlashMLA hands them over typed float8_e4m3fn
-_FP8_ROW_DTYPES = (torch.uint8, torch.float8_e4m3fn)
 _ALIGN = 16
 _INT32_MAX = 2**31 - 1
 
@@ -139,10 +137,10 @@ class MLADecodeKernel:
         self.plan = self.identity.plan
         self.device_facts = device_facts
         self._launcher = launcher
-        self._dtype = _TORCH_DTYPES[self.spec.dtype]
+        self._dtype = TORCH_DTYPES[self.spec.dtype]
         self._fp8 = self.spec.cache_dtype == FP8_CACHE
         # the cache's element types and last dimension: packed byte rows, or d_qk values
-        self._kv_dtypes = _FP8_ROW_DTYPES if self._fp8 else (self._dtype,)
+        self._kv_dtypes = PACKED_ROW_DTYPES if self._fp8 else (self._dtype,)
         self._kv_row = self.spec.cache_bytes_per_token // self.spec.kv_heads if self._fp8 else self.spec.d_qk
         # TMA needs 16-byte page strides: 8 16-bit values or 16 bytes
         self._kv_stride_align = 16 if self._fp8 else 8

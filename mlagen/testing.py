@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
+from mlagen.dtypes import TORCH_DTYPES
 from mlagen.reference import mla_decode_reference
 from mlagen.fp8_cache import quantize_cache
 from mlagen.spec import ARCHS, DTYPES, FP8_BLOCK, FP8_CACHE, ROPE_LAYOUTS, MLASpec, _FIELDS
@@ -36,7 +37,6 @@ __all__ = [
     "with_score_jumps",
 ]
 
-_TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Block-table garbage beyond a request's pages: any read of it is a bug.
 _BIG_GARBAGE = 2**31 - 1
 
@@ -44,9 +44,9 @@ _BIG_GARBAGE = 2**31 - 1
 def torch_dtype(name: str) -> torch.dtype:
     """The torch dtype of a spec dtype name (``"bf16"``, ``"fp16"``)."""
     try:
-        return _TORCH_DTYPES[name]
+        return TORCH_DTYPES[name]
     except KeyError:
-        raise ValueError(f"no torch dtype for {name!r} (known: {', '.join(_TORCH_DTYPES)})") from None
+        raise ValueError(f"no torch dtype for {name!r} (known: {', '.join(TORCH_DTYPES)})") from None
 
 
 @dataclass

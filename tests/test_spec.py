@@ -491,7 +491,7 @@ def test_model_from_config_file_folder_and_spec_file(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (dict(kv_lora_rank=None), "has no 'kv_lora_rank': not an MLA model"),
     (dict(v_head_dim=None), "has no 'v_head_dim': an MLA config names hidden_size"),
-    (dict(qk_rope_head_dim=64.0), "rope = 64.0, expected an integer"),
+    (dict(qk_rope_head_dim=64.0), "config: MLAModel.rope = 64.0: must be an integer >= 0"),
     (dict(rope_scaling={"mscale_all_dim": 1.0}), "rope_scaling has mscale_all_dim but no numeric factor"),
     (dict(num_attention_heads=0), "MLAModel.q_heads = 0: must be an integer >= 1"),
 ])
