@@ -30,7 +30,8 @@ from typing import Sequence
 
 import torch
 
-from mlagen.dtypes import PACKED_ROW_DTYPES, TORCH_DTYPES
+# _DTYPES: the name that the prepared patches of docs/perf/experiments/2026-12-06e edit around
+from mlagen.dtypes import PACKED_ROW_DTYPES, TORCH_DTYPES as _DTYPES
 from mlagen.fp8_cache import dequantize_cache
 from mlagen.spec import FP8_CACHE, MLASpec
 
@@ -119,7 +120,7 @@ def mla_decode_reference_range(
         tokens = kv_cache.index_select(0, index)
         if not tokens.is_floating_point() or tokens.dtype == torch.float8_e4m3fn:
             # as the kernels do: fp8 * scale in float32, rounded once to the query dtype
-            tokens = dequantize_cache(tokens, spec.latent, dtype=TORCH_DTYPES[spec.dtype])
+            tokens = dequantize_cache(tokens, spec.latent, dtype=_DTYPES[spec.dtype])
         tokens = tokens.reshape(-1, kv_heads, spec.d_qk)
         tokens = tokens[lo - first * page : hi - first * page].to(device=device, dtype=compute_dtype)
         qb = q[b].to(compute_dtype).reshape(s_q, kv_heads, group, spec.d_qk)
